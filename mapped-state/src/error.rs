@@ -1,0 +1,236 @@
+//! `Error`: every way opening, reading or writing a state file can fail, each naming the file and
+//! what is wrong with it.
+
+use std::path::PathBuf;
+
+use crate::state::DecodeError;
+
+/// Why a file is refused as insecure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Insecurity {
+    /// The path is a symbolic link (state files are opened with `O_NOFOLLOW`).
+    Symlink,
+    /// The path is not a regular file (a directory, a FIFO, a device, ...).
+    NotRegularFile,
+    /// Users other than the owner may write the file (mode `& 0o022 != 0`).
+    WritableByOthers {
+        /// The file's permission bits.
+        mode: u32,
+    },
+}
+
+impl std::fmt::Display for Insecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Insecurity::Symlink => f.write_str("it is a symbolic link; open the file it points to"),
+            Insecurity::NotRegularFile => f.write_str("it is not a regular file"),
+            Insecurity::WritableByOthers { mode } => write!(
+                f,
+                "its mode {mode:o} lets group or other users write it; `chmod go-w` it or opt in with `OpenOptions::allow_shared_writable`"
+            ),
+        }
+    }
+}
+
+/// Everything that can go wrong with a state file.
+///
+/// Every variant names the file. Header problems name the header field and its byte offset; value
+/// problems name the payload field.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O operation failed.
+    #[error("{path}: {op}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What was being done (`"open"`, `"read header"`, ...).
+        op: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The file does not start with the state-file magic.
+    #[error("{path}: not a mapped-state file (first bytes {found:02x?}, expected \"MAPSTATE\")")]
+    NotAStateFile {
+        /// The file.
+        path: PathBuf,
+        /// The first bytes found (up to 8).
+        found: Vec<u8>,
+    },
+
+    /// The file's format version is not one this library reads.
+    #[error(
+        "{path}: format version {found} is not supported (this library reads version {supported})"
+    )]
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// Version in the file.
+        found: u32,
+        /// Version this library reads and writes.
+        supported: u32,
+    },
+
+    /// The file was written on a machine of the other byte order.
+    #[error("{path}: written with the other byte order (endian tag {found:#010x}); state files are native-endian and cannot be shared across byte orders")]
+    ForeignEndian {
+        /// The file.
+        path: PathBuf,
+        /// The endian tag as read here.
+        found: u32,
+    },
+
+    /// A header field holds a value that cannot be right.
+    #[error(
+        "{path}: corrupt header: field `{field}` at byte {offset} is {found}, expected {expected}"
+    )]
+    CorruptHeader {
+        /// The file.
+        path: PathBuf,
+        /// The header field.
+        field: &'static str,
+        /// Byte offset of the field in the file.
+        offset: usize,
+        /// What the field should hold.
+        expected: String,
+        /// What it holds.
+        found: String,
+    },
+
+    /// The stored schema manifest is malformed.
+    #[error("{path}: corrupt schema manifest at manifest byte {offset}: {reason}")]
+    CorruptManifest {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset inside the manifest.
+        offset: usize,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The file is shorter or longer than its header says.
+    #[error("{path}: file is {actual} bytes long, expected {expected}{}", if *actual < *expected { " (truncated?)" } else { "" })]
+    WrongLength {
+        /// The file.
+        path: PathBuf,
+        /// Length the header (or the format) requires.
+        expected: u64,
+        /// Length found.
+        actual: u64,
+    },
+
+    /// The file holds another type than the one it is opened as.
+    #[error("{path}: schema mismatch: file holds `{found_name}` (hash {found_hash:#018x}), opened as `{expected_name}` (hash {expected_hash:#018x}){}", format_diff(differences))]
+    SchemaMismatch {
+        /// The file.
+        path: PathBuf,
+        /// Name of the type the file was opened as.
+        expected_name: String,
+        /// Its schema hash.
+        expected_hash: u64,
+        /// Name of the type stored in the file.
+        found_name: String,
+        /// Schema hash stored in the file.
+        found_hash: u64,
+        /// Field-level differences, one line each (`temperature_c: f32 @4 -> f64 @8`).
+        differences: Vec<String>,
+    },
+
+    /// Another process holds the writer lock.
+    #[error("{path}: another writer is active{}; only one writer may hold a state file", match pid { Some(p) => format!(" (pid {p})"), None => String::new() })]
+    WriterActive {
+        /// The file.
+        path: PathBuf,
+        /// The live writer's pid, as recorded in the control block.
+        pid: Option<u32>,
+    },
+
+    /// The file exists and the caller did not ask to replace it.
+    #[error("{path}: already exists; open it with `Writer::open`, or replace it with `CreateOptions::replace(true)`")]
+    AlreadyExists {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// The file is refused for safety.
+    #[error("{path}: refused: {why}")]
+    Insecure {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: Insecurity,
+    },
+
+    /// The writer kept committing while a snapshot was read, more times than the retry budget.
+    #[error("{path}: gave up reading a consistent snapshot after {attempts} attempts: the writer commits faster than the value can be copied")]
+    Contended {
+        /// The file.
+        path: PathBuf,
+        /// Attempts made.
+        attempts: u32,
+    },
+
+    /// The payload holds bytes that are not a valid value of the field's type.
+    #[error("{path}: invalid value: {source}")]
+    InvalidValue {
+        /// The file.
+        path: PathBuf,
+        /// The field, its offset and the bytes.
+        #[source]
+        source: DecodeError,
+    },
+
+    /// The type cannot be stored (its payload is empty or too large for format v1).
+    #[error("{path}: type `{name}` cannot be stored: {reason}")]
+    UnsupportedType {
+        /// The file.
+        path: PathBuf,
+        /// Schema name of the type.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn format_diff(diff: &[String]) -> String {
+    if diff.is_empty() {
+        String::new()
+    } else {
+        format!("; differences: {}", diff.join(", "))
+    }
+}
+
+impl Error {
+    /// The file the error is about.
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            Error::Io { path, .. }
+            | Error::NotAStateFile { path, .. }
+            | Error::UnsupportedVersion { path, .. }
+            | Error::ForeignEndian { path, .. }
+            | Error::CorruptHeader { path, .. }
+            | Error::CorruptManifest { path, .. }
+            | Error::WrongLength { path, .. }
+            | Error::SchemaMismatch { path, .. }
+            | Error::WriterActive { path, .. }
+            | Error::AlreadyExists { path }
+            | Error::Insecure { path, .. }
+            | Error::Contended { path, .. }
+            | Error::InvalidValue { path, .. }
+            | Error::UnsupportedType { path, .. } => path,
+        }
+    }
+
+    pub(crate) fn io(path: &std::path::Path, op: &'static str, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_owned(),
+            op,
+            source,
+        }
+    }
+}
+
+/// Shorthand for `Result<T, mapped_state::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

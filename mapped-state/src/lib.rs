@@ -1,0 +1,102 @@
+//! Share a typed struct between processes through a memory-mapped file.
+//!
+//! One process publishes with a [`Writer<T>`]; any number of processes read with a
+//! [`Reader<T>`], without locks or system calls, and never see a half-written value. The type's
+//! layout is fixed at compile time by `#[derive(MappedState)]` and its schema is stored in the
+//! file, so a reader opening the file as the wrong type gets an error listing the differing
+//! fields, and tools (the `mapped-state` CLI) can print any state file by field name.
+//!
+//! ```
+//! use mapped_state::{MappedState, Reader, Writer};
+//!
+//! #[derive(MappedState, Clone, Copy, Debug, PartialEq)]
+//! pub struct Status {
+//!     pub requests: u64,
+//!     pub healthy: bool,
+//! }
+//!
+//! # let dir = std::env::temp_dir().join(format!("ms-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir).unwrap();
+//! # let path = dir.join("status.state");
+//! let mut w = Writer::<Status>::create(&path, &Status { requests: 0, healthy: true })?;
+//! w.set_requests(41);                         // one field, one commit
+//! w.update(|s| s.requests += 1);              // several fields, one atomic commit
+//!
+//! let r = Reader::<Status>::open(&path)?;     // checks header and schema
+//! assert_eq!(r.requests(), 42);               // reads that field's words from the mapping
+//! assert_eq!(r.load()?, Status { requests: 42, healthy: true });
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # Ok::<(), mapped_state::Error>(())
+//! ```
+//!
+//! The file format and the read/write protocols are specified in `docs/FORMAT.md`.
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
+
+#[cfg(not(unix))]
+compile_error!("mapped-state supports Unix-like systems only (it needs flock and shared mmap)");
+
+mod sync;
+
+#[doc(hidden)]
+pub mod latch;
+
+#[cfg(not(loom))]
+mod error;
+#[cfg(not(loom))]
+mod fixed_str;
+#[cfg(not(loom))]
+pub mod format;
+#[cfg(not(loom))]
+pub mod manifest;
+#[cfg(not(loom))]
+mod map;
+#[cfg(not(loom))]
+mod open;
+#[cfg(not(loom))]
+mod os;
+#[cfg(not(loom))]
+mod raw_reader;
+#[cfg(not(loom))]
+mod raw_writer;
+#[cfg(not(loom))]
+mod reader;
+#[cfg(not(loom))]
+pub mod schema;
+#[cfg(not(loom))]
+mod state;
+#[cfg(not(loom))]
+mod view;
+#[cfg(not(loom))]
+mod writer;
+
+#[cfg(not(loom))]
+pub use crate::{
+    error::{Error, Insecurity, Result},
+    fixed_str::{FixedStr, TooLong},
+    open::OpenOptions,
+    raw_reader::RawReader,
+    raw_writer::{CreateOptions, RawWriter},
+    reader::Reader,
+    state::{DecodeError, MappedState, Plain},
+    view::{NoFields, ReadView, WriteView},
+    writer::Writer,
+};
+
+/// `#[derive(MappedState)]`: see the crate documentation.
+#[cfg(all(feature = "derive", not(loom)))]
+pub use mapped_state_derive::MappedState;
+
+/// Items the derive's generated code uses. Not a public API: names and signatures may change in
+/// any release.
+#[doc(hidden)]
+#[cfg(not(loom))]
+pub mod __private {
+    pub use crate::schema::{
+        align_up, check_type, hex_u64, EnumDesc, FieldDesc, Kind, Prim, StructDesc, TypeDesc,
+        VariantDesc,
+    };
+    pub use crate::state::{DecodeError, MappedState, Plain};
+    pub use crate::view::{ReadView, WriteView};
+    pub use crate::{Error, RawReader, RawWriter};
+}

@@ -1,0 +1,105 @@
+//! Every system call the library makes that std does not wrap: `O_NOFOLLOW` opens, preallocation,
+//! the cross-process futex, process liveness. Nothing else in the crate talks to the OS directly.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+/// Opens an existing file without following a final symlink and without blocking on a FIFO.
+pub(crate) fn open_existing(path: &Path, write: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(write)
+        .custom_flags(libc_flags::O_NOFOLLOW | libc_flags::O_NONBLOCK | libc_flags::O_CLOEXEC)
+        .open(path)
+}
+
+/// Creates a new file that must not exist (`O_EXCL`, `O_NOFOLLOW`), with permission bits `mode`.
+pub(crate) fn create_new(path: &Path, mode: u32) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc_flags::O_NOFOLLOW | libc_flags::O_CLOEXEC)
+        .open(path)
+}
+
+/// Whether an `open` error means the path is a symlink refused by `O_NOFOLLOW`.
+pub(crate) fn is_symlink_refusal(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
+}
+
+/// Reserves `len` bytes of disk for `file`, so later stores into the mapping cannot fail for lack
+/// of space (SIGBUS). Falls back to `set_len` where the filesystem cannot preallocate.
+pub(crate) fn preallocate(file: &File, len: u64) -> io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len) {
+            Ok(()) => return Ok(()),
+            Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    file.set_len(len)
+}
+
+/// Whether process `pid` exists (it may belong to another user).
+pub(crate) fn process_exists(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => true,
+        Err(e) => e == rustix::io::Errno::PERM,
+    }
+}
+
+/// Wakes every process blocked in `futex_wait` on `word`. Shared futex (no `FUTEX_PRIVATE_FLAG`):
+/// the kernel keys it by the file's page, so waiters in other processes are found.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn futex_wake_all(word: &AtomicU32) {
+    // A failure here (there is none for a valid address) only delays waiters to their timeout.
+    let _ =
+        rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), i32::MAX as u32);
+}
+
+/// Blocks while `*word == expected`, for at most `timeout`. Returns early on a wake, a signal or a
+/// spurious wake-up; callers re-check their condition.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+    let ts = rustix::time::Timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    // EAGAIN (value already changed), EINTR and ETIMEDOUT all mean: re-check.
+    let _ = rustix::thread::futex::wait(
+        word,
+        rustix::thread::futex::Flags::empty(),
+        expected,
+        Some(&ts),
+    );
+}
+
+/// No cross-process futex here: waiters poll with backoff, so there is nobody to wake.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn futex_wake_all(_word: &AtomicU32) {}
+
+/// No cross-process futex here: sleep a slice of the timeout and let the caller re-check.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn futex_wait(_word: &AtomicU32, _expected: u32, timeout: Duration) {
+    std::thread::sleep(timeout.min(Duration::from_millis(1)));
+}
+
+/// Raw `open` flags not exposed by std, spelled through rustix so no libc dependency is needed.
+mod libc_flags {
+    pub const O_NOFOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+    pub const O_NONBLOCK: i32 = rustix::fs::OFlags::NONBLOCK.bits() as i32;
+    pub const O_CLOEXEC: i32 = rustix::fs::OFlags::CLOEXEC.bits() as i32;
+}

@@ -1,0 +1,233 @@
+//! The contract between a Rust type and its bytes in a state file: the `MappedState` trait, its
+//! implementations for primitives and arrays, and `DecodeError` for invalid bytes.
+
+use crate::schema::{Kind, Prim, TypeDesc};
+use crate::view::{NoFields, ReadView, WriteView};
+
+/// A type that can live in a state file.
+///
+/// Normally implemented by `#[derive(MappedState)]`, which computes a C layout with fixed
+/// primitive alignments, checks it at compile time and generates field accessors. The runtime
+/// implements it for the primitives, `[T; N]` and [`FixedStr`](crate::FixedStr).
+///
+/// The encoding is the type's C layout in native byte order: `encode` writes exactly
+/// [`TYPE.size`](TypeDesc::size) bytes (padding as zeros) and `decode` reads them back, validating
+/// every value that has invalid bit patterns (`bool`, `char`, enums, strings). Memory safety never
+/// depends on an implementation being right — every access is bounds-checked — but a wrong one
+/// gives wrong values.
+pub trait MappedState: Sized {
+    /// Description of the type: kind, size and alignment. The manifest and schema hash derive from it.
+    const TYPE: &'static TypeDesc;
+
+    /// The schema hash: FNV-1a 64 of the type's manifest. Stable across builds and compilers;
+    /// changes whenever a name, kind, offset, size or enum variant changes.
+    const SCHEMA_HASH: u64 = crate::schema::schema_hash(Self::TYPE);
+
+    /// Per-field read accessors reached through `Deref` from [`Reader<Self>`](crate::Reader).
+    type ReadView: ReadView;
+    /// Per-field setters reached through `DerefMut` from [`Writer<Self>`](crate::Writer).
+    type WriteView: WriteView;
+
+    /// Writes the value's bytes into `out`, which is exactly `TYPE.size` bytes long and zeroed.
+    fn encode(&self, out: &mut [u8]);
+
+    /// Reads a value from `bytes`, exactly `TYPE.size` bytes long, validating it.
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError>;
+}
+
+/// Bytes that are not a valid value of the type they are read as.
+///
+/// `field` is the path of the offending value inside the payload (`limits.max[3]`), empty for the
+/// top-level value; `offset` is its byte offset inside the payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError {
+    /// Path of the invalid value: field names joined with `.`, array indices in brackets.
+    pub field: String,
+    /// Byte offset of the invalid value inside the payload.
+    pub offset: usize,
+    /// The invalid bytes.
+    pub bytes: Vec<u8>,
+    /// What a valid value looks like (`"bool (0 or 1)"`).
+    pub expected: String,
+}
+
+impl DecodeError {
+    /// An invalid value at offset 0 of the bytes being decoded.
+    pub fn new(bytes: &[u8], expected: impl Into<String>) -> Self {
+        DecodeError {
+            field: String::new(),
+            offset: 0,
+            bytes: bytes.to_vec(),
+            expected: expected.into(),
+        }
+    }
+
+    /// Re-anchors an error from a field decoded at `offset` inside a struct.
+    pub fn in_field(mut self, name: &str, offset: usize) -> Self {
+        self.field = if self.field.is_empty() {
+            name.to_owned()
+        } else if self.field.starts_with('[') {
+            format!("{name}{}", self.field)
+        } else {
+            format!("{name}.{}", self.field)
+        };
+        self.offset += offset;
+        self
+    }
+
+    /// Re-anchors an error from element `index` of an array whose elements are `stride` bytes.
+    pub fn in_index(mut self, index: usize, stride: usize) -> Self {
+        self.field = if self.field.is_empty() || self.field.starts_with('[') {
+            format!("[{index}]{}", self.field)
+        } else {
+            format!("[{index}].{}", self.field)
+        };
+        self.offset += index * stride;
+        self
+    }
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let field = if self.field.is_empty() {
+            "value"
+        } else {
+            &self.field
+        };
+        write!(
+            f,
+            "field `{field}` at payload byte {} holds {:02x?}, expected {}",
+            self.offset, self.bytes, self.expected
+        )
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Marker for field types whose every bit pattern is valid (integers, floats and arrays of them).
+/// Their accessors return the value itself rather than a `Result`.
+pub trait Plain: MappedState {
+    /// Decodes `bytes` (exactly `TYPE.size` long); cannot fail.
+    fn decode_plain(bytes: &[u8]) -> Self;
+}
+
+macro_rules! impl_number {
+    ($($t:ty => $p:ident),* $(,)?) => {$(
+        impl MappedState for $t {
+            const TYPE: &'static TypeDesc = &TypeDesc::prim(Prim::$p);
+            type ReadView = NoFields<crate::RawReader>;
+            type WriteView = NoFields<crate::RawWriter>;
+
+            fn encode(&self, out: &mut [u8]) {
+                out.copy_from_slice(&self.to_ne_bytes());
+            }
+
+            fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+                Ok(<$t as Plain>::decode_plain(bytes))
+            }
+        }
+
+        impl Plain for $t {
+            fn decode_plain(bytes: &[u8]) -> Self {
+                let mut b = [0u8; ::core::mem::size_of::<$t>()];
+                b.copy_from_slice(bytes);
+                <$t>::from_ne_bytes(b)
+            }
+        }
+    )*};
+}
+
+impl_number!(
+    u8 => U8, u16 => U16, u32 => U32, u64 => U64, u128 => U128,
+    i8 => I8, i16 => I16, i32 => I32, i64 => I64, i128 => I128,
+    f32 => F32, f64 => F64,
+);
+
+impl MappedState for bool {
+    const TYPE: &'static TypeDesc = &TypeDesc::prim(Prim::Bool);
+    type ReadView = NoFields<crate::RawReader>;
+    type WriteView = NoFields<crate::RawWriter>;
+
+    fn encode(&self, out: &mut [u8]) {
+        out[0] = u8::from(*self);
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        match bytes[0] {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError::new(bytes, "bool (0 or 1)")),
+        }
+    }
+}
+
+impl MappedState for char {
+    const TYPE: &'static TypeDesc = &TypeDesc::prim(Prim::Char);
+    type ReadView = NoFields<crate::RawReader>;
+    type WriteView = NoFields<crate::RawWriter>;
+
+    fn encode(&self, out: &mut [u8]) {
+        out.copy_from_slice(&u32::from(*self).to_ne_bytes());
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        char::from_u32(u32::decode_plain(bytes))
+            .ok_or_else(|| DecodeError::new(bytes, "char (a Unicode scalar value)"))
+    }
+}
+
+/// Description of `[T; N]`, built in a const so the reference is `'static`.
+struct ArrayDesc<T, const N: usize>(T);
+
+impl<T: MappedState, const N: usize> ArrayDesc<T, N> {
+    const DESC: TypeDesc = TypeDesc {
+        kind: Kind::Array {
+            elem: T::TYPE,
+            len: N,
+        },
+        size: T::TYPE.size * N,
+        align: T::TYPE.align,
+    };
+}
+
+impl<T: MappedState, const N: usize> MappedState for [T; N] {
+    const TYPE: &'static TypeDesc = &ArrayDesc::<T, N>::DESC;
+    type ReadView = NoFields<crate::RawReader>;
+    type WriteView = NoFields<crate::RawWriter>;
+
+    fn encode(&self, out: &mut [u8]) {
+        let stride = T::TYPE.size;
+        for (item, chunk) in self.iter().zip(out.chunks_exact_mut(stride.max(1))) {
+            item.encode(chunk);
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let stride = T::TYPE.size;
+        let mut err = None;
+        let arr = ::core::array::from_fn(|i| {
+            let chunk = &bytes[i * stride..(i + 1) * stride];
+            match T::decode(chunk) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    if err.is_none() {
+                        err = Some(e.in_index(i, stride));
+                    }
+                    None
+                }
+            }
+        });
+        match err {
+            Some(e) => Err(e),
+            // Every element is `Some` when no error was recorded.
+            None => Ok(arr.map(|v: Option<T>| v.expect("element decoded"))),
+        }
+    }
+}
+
+impl<T: Plain, const N: usize> Plain for [T; N] {
+    fn decode_plain(bytes: &[u8]) -> Self {
+        let stride = T::TYPE.size;
+        ::core::array::from_fn(|i| T::decode_plain(&bytes[i * stride..(i + 1) * stride]))
+    }
+}

@@ -1,0 +1,151 @@
+//! `Writer<T>`: the one process that publishes a `T`. Holds the file's exclusive lock.
+
+use std::marker::PhantomData;
+use std::path::Path;
+
+use crate::error::Error;
+use crate::open::{check_schema, OpenOptions};
+use crate::raw_reader::with_scratch;
+use crate::raw_writer::CreateOptions;
+use crate::view::WriteView;
+use crate::{MappedState, RawWriter};
+
+/// Publishes a `T` to readers in any process.
+///
+/// Exactly one writer may hold a file: it takes an exclusive `flock` for its whole life (the
+/// kernel drops it if the process dies), and a second writer gets [`Error::WriterActive`] with
+/// the first one's pid. Every commit is atomic for readers: they see the whole old value or the
+/// whole new one, never a mix, even if this process is killed in the middle of a commit.
+pub struct Writer<T: MappedState> {
+    view: T::WriteView,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T: MappedState> std::fmt::Debug for Writer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("path", &self.raw().path())
+            .field("version", &self.version())
+            .finish()
+    }
+}
+
+/// Encodes `value` into a scratch buffer and hands the bytes to `f`.
+fn encode<T: MappedState, R>(value: &T, f: impl FnOnce(&[u8]) -> R) -> R {
+    with_scratch(T::TYPE.size, |buf| {
+        value.encode(buf);
+        f(buf)
+    })
+}
+
+impl<T: MappedState> Writer<T> {
+    fn wrap(raw: RawWriter) -> Self {
+        Writer {
+            view: T::WriteView::from_raw(raw),
+            _type: PhantomData,
+        }
+    }
+
+    /// Creates a new state file holding `initial`, mode `0600`; fails with
+    /// [`Error::AlreadyExists`] if `path` exists. The file appears complete or not at all.
+    pub fn create(path: impl AsRef<Path>, initial: &T) -> Result<Self, Error> {
+        Self::create_with(path, initial, &CreateOptions::new())
+    }
+
+    /// Creates a new state file with `opts` (permissions, replacing an existing file).
+    pub fn create_with(
+        path: impl AsRef<Path>,
+        initial: &T,
+        opts: &CreateOptions,
+    ) -> Result<Self, Error> {
+        encode(initial, |bytes| {
+            RawWriter::create(path.as_ref(), T::TYPE, bytes, opts)
+        })
+        .map(Self::wrap)
+    }
+
+    /// Takes over an existing state file holding a `T`, e.g. after the previous writer exited
+    /// or crashed. A commit the previous writer left half-done is rolled back: readers never saw
+    /// it, and both copies are made equal to the last complete commit before resuming.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::open_with(path, &OpenOptions::new())
+    }
+
+    /// [`open`](Self::open) with options.
+    pub fn open_with(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let raw = RawWriter::open_vetted(path, opts, |v| check_schema::<T>(path, v))?;
+        // Refuse a file whose committed value is not a valid `T`.
+        T::decode(raw.current()).map_err(|source| Error::InvalidValue {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Self::wrap(raw))
+    }
+
+    /// Opens `path` if it exists, otherwise creates it holding `default`.
+    pub fn open_or_create(path: impl AsRef<Path>, default: &T) -> Result<Self, Error> {
+        let path = path.as_ref();
+        match Self::create(path, default) {
+            Err(Error::AlreadyExists { .. }) => Self::open(path),
+            other => other,
+        }
+    }
+
+    /// The untyped writer underneath.
+    pub fn raw(&self) -> &RawWriter {
+        self.view.raw()
+    }
+
+    /// Commits `value` as one atomic update and wakes waiting readers. Only the words that
+    /// differ from the current value are stored. Returns the new version.
+    pub fn publish(&mut self, value: &T) -> u64 {
+        let raw = self.view.raw_mut();
+        encode(value, |bytes| raw.write_bytes(0, bytes))
+    }
+
+    /// Changes the current value with `f` and commits the result as one atomic update.
+    /// Returns the new version.
+    pub fn update(&mut self, f: impl FnOnce(&mut T)) -> u64 {
+        let mut value = self.get();
+        f(&mut value);
+        self.publish(&value)
+    }
+
+    /// The current (last committed) value, decoded from the writer's own copy.
+    pub fn get(&self) -> T {
+        // The writer's copy only ever holds values it encoded itself or validated in `open`.
+        match T::decode(self.raw().current()) {
+            Ok(v) => v,
+            Err(e) => panic!("mapped-state: the writer's own copy failed to decode ({e}); the type's MappedState impl does not round-trip"),
+        }
+    }
+
+    /// Number of commits since the file was created.
+    pub fn version(&self) -> u64 {
+        self.raw().version()
+    }
+
+    /// Writes dirty pages to disk (`msync`). Readers do not need it; durability does.
+    pub fn flush(&self) -> Result<(), Error> {
+        self.raw().flush()
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        self.raw().path()
+    }
+}
+
+impl<T: MappedState> std::ops::Deref for Writer<T> {
+    type Target = T::WriteView;
+    fn deref(&self) -> &T::WriteView {
+        &self.view
+    }
+}
+
+impl<T: MappedState> std::ops::DerefMut for Writer<T> {
+    fn deref_mut(&mut self) -> &mut T::WriteView {
+        &mut self.view
+    }
+}
