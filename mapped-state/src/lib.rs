@@ -42,6 +42,8 @@ mod sync;
 pub mod latch;
 
 #[cfg(not(loom))]
+pub mod dynamic;
+#[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]
 mod fixed_str;
