@@ -51,6 +51,13 @@ pub(crate) fn open_checked(path: &Path, write: bool, opts: &OpenOptions) -> Resu
                 path: path.to_owned(),
                 why: Insecurity::Symlink,
             }
+        } else if e.kind() == io::ErrorKind::IsADirectory {
+            // A directory cannot be opened for writing (EISDIR): the same refusal a reader gets
+            // from the `fstat` check below.
+            Error::Insecure {
+                path: path.to_owned(),
+                why: Insecurity::NotRegularFile,
+            }
         } else {
             Error::io(path, "open", e)
         }
