@@ -1,0 +1,400 @@
+//! A writer process SIGKILLed in the middle of publishing, again and again, while reader
+//! processes keep reading: readers never see a torn value or go back in time, never wait for the
+//! dead writer, and each new writer takes over the file from exactly the last committed value.
+//!
+//! The processes are this test binary re-run as children (see `common`); `child_process` is their
+//! entry point and does nothing in a normal test run.
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{field, pread, pread_u64, spawn_child, ChildProc, TempDir, MILLIS_ENV, PATH_ENV};
+use mapped_state::format::{off, PAYLOAD_OFFSET};
+use mapped_state::{Error, Reader, Writer};
+
+/// 4 KiB payload: a commit stores 1,024 words, so kills often land inside one.
+const WORDS: usize = 512;
+type Payload = [u64; WORDS];
+/// Distance between the two copies in the file (the payload is a multiple of 64 bytes).
+const STRIDE: u64 = (WORDS * 8) as u64;
+
+/// Kills to perform, and the fewest that count as a pass.
+const KILLS: u32 = 60;
+const MIN_KILLS: u32 = 50;
+/// Bound on the kill loop, far above its usual length; the test fails if it cannot reach
+/// `MIN_KILLS` kills in it.
+const KILL_LOOP_LIMIT: Duration = Duration::from_secs(40);
+/// Hard bound on the whole test.
+const HARD_LIMIT: Duration = Duration::from_secs(90);
+/// Each reader must check at least this many snapshots while writers are being killed; the kill
+/// loop goes on past `KILLS` (within its bound) until they have.
+const MIN_LIVE_READS: u64 = 1_000;
+/// After the last kill, each reader takes this many snapshots with no writer alive.
+const FINAL_READS: u64 = 1_000;
+/// Upper bound of the random delay between a writer starting to publish and its kill.
+const MAX_DELAY_MICROS: u64 = 4_000;
+
+const CHILD: &str = "child_process";
+
+#[test]
+fn child_process() {
+    let Some(role) = common::child_role() else {
+        return;
+    };
+    let path = PathBuf::from(common::child_env(PATH_ENV));
+    let millis: u64 = common::child_env(MILLIS_ENV).parse().expect("millis");
+    match role.as_str() {
+        "writer" => run_writer(&path, millis),
+        "reader" => run_reader(&path, millis),
+        other => panic!("unknown role {other}"),
+    }
+}
+
+fn stop_file(path: &Path) -> PathBuf {
+    path.with_extension("stop")
+}
+
+/// The two payload copies, read with `pread` (bypassing the library).
+fn copies(path: &Path) -> (Vec<u8>, Vec<u8>) {
+    let base = PAYLOAD_OFFSET as u64;
+    (
+        pread(path, base, WORDS * 8),
+        pread(path, base + STRIDE, WORDS * 8),
+    )
+}
+
+/// Takes the file over, reports what it recovered, then publishes `[c; WORDS]` with `c` counting
+/// up until it is killed (or, as a bound, `millis` pass).
+fn run_writer(path: &Path, millis: u64) {
+    let mut w = Writer::<Payload>::open(path).expect("writer open");
+    let start = w.get();
+    // No commit has happened since `open`: recovery must have left both copies equal.
+    let (c0, c1) = copies(path);
+    common::report(
+        "writer",
+        &[
+            ("pid", std::process::id().to_string()),
+            ("value", start[0].to_string()),
+            (
+                "untorn",
+                u64::from(start.iter().all(|&x| x == start[0])).to_string(),
+            ),
+            ("version", w.version().to_string()),
+            ("seq", pread_u64(path, off::SEQ as u64).to_string()),
+            ("copies_equal", u64::from(c0 == c1).to_string()),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_millis(millis);
+    let mut c = start[0];
+    while Instant::now() < deadline {
+        for _ in 0..64 {
+            c += 1;
+            w.publish(&[c; WORDS]);
+        }
+    }
+}
+
+/// Reads until `<path>.stop` appears, checking every snapshot; then, with the writer dead, takes
+/// `FINAL_READS` more that must all return the same value.
+fn run_reader(path: &Path, millis: u64) {
+    let r = Reader::<Payload>::open(path).expect("reader open");
+    let stop = stop_file(path);
+    let deadline = Instant::now() + Duration::from_millis(millis);
+    let (mut live_reads, mut contended, mut no_writer_reads, mut generations) =
+        (0u64, 0u64, 0u64, 0u64);
+    let (mut torn, mut version_back, mut value_back, mut same_version_differs) = (0, 0, 0, 0);
+    let (mut last_version, mut last_value) = (0u64, 0u64);
+    let mut last_pid = None;
+    let mut writer_alive = true;
+    let mut check = |v: &Payload, version: u64| {
+        let x = v[0];
+        if v.iter().any(|&w| w != x) {
+            torn += 1;
+            eprintln!("torn snapshot at version {version}");
+        }
+        if version < last_version {
+            version_back += 1;
+            eprintln!("version {version} after {last_version}");
+        }
+        if x < last_value {
+            value_back += 1;
+            eprintln!("value {x} after {last_value}");
+        }
+        if version == last_version && x != last_value {
+            same_version_differs += 1;
+            eprintln!("version {version} held {last_value}, now {x}");
+        }
+        (last_version, last_value) = (version, x);
+    };
+    let mut i = 0u64;
+    loop {
+        i += 1;
+        if i % 64 == 0 {
+            if stop.exists() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "reader ran out of time");
+            writer_alive = r.writer_alive();
+            if r.writer_pid() != last_pid {
+                last_pid = r.writer_pid();
+                generations += 1;
+            }
+        }
+        match r.load_versioned() {
+            Ok((v, version)) => {
+                live_reads += 1;
+                no_writer_reads += u64::from(!writer_alive);
+                check(&v, version);
+                if live_reads % 256 == 0 {
+                    common::report("reader", &[("live_reads", live_reads.to_string())]);
+                }
+            }
+            Err(Error::Contended { .. }) => contended += 1,
+            Err(e) => panic!("reader: {e}"),
+        }
+    }
+    // The parent has killed the last writer and started none: reads succeed at once and all
+    // return the last committed value.
+    assert!(!r.writer_alive(), "a writer is alive after the last kill");
+    let (first, first_version) = r.load_versioned().expect("final load");
+    for _ in 0..FINAL_READS {
+        let (v, version) = r.load_versioned().expect("final load");
+        assert_eq!((v[0], version), (first[0], first_version));
+        check(&v, version);
+        no_writer_reads += 1;
+    }
+    common::report(
+        "reader",
+        &[
+            ("live_reads", live_reads.to_string()),
+            ("final_reads", FINAL_READS.to_string()),
+            ("contended", contended.to_string()),
+            ("no_writer_reads", no_writer_reads.to_string()),
+            ("generations", generations.to_string()),
+            ("torn", torn.to_string()),
+            ("version_back", version_back.to_string()),
+            ("value_back", value_back.to_string()),
+            ("same_version_differs", same_version_differs.to_string()),
+            ("final_value", first[0].to_string()),
+            ("final_version", first_version.to_string()),
+        ],
+    );
+}
+
+#[test]
+fn writer_sigkilled_mid_commit_many_times() {
+    let dir = TempDir::new("kill9");
+    let path = dir.join("counter.state");
+    drop(Writer::<Payload>::create(&path, &[0; WORDS]).expect("create"));
+    let started = Instant::now();
+    let hard = started + HARD_LIMIT;
+    let env = |millis: u64| {
+        vec![
+            (PATH_ENV, path.display().to_string()),
+            (MILLIS_ENV, millis.to_string()),
+        ]
+    };
+    let mut rng = common::Rng::from_env_or_clock("MS_KILL9_SEED");
+    println!("kill9 seed {} (replay with MS_KILL9_SEED)", rng.seed());
+
+    let readers: Vec<ChildProc> = (0..2)
+        .map(|_| spawn_child(CHILD, "reader", &env(HARD_LIMIT.as_millis() as u64)))
+        .collect();
+    // The parent's own reader: what "a reader saw before the kill" means below.
+    let observer = Reader::<Payload>::open(&path).expect("observer open");
+
+    // What the next writer must recover: value, version, and the file's `seq` parity.
+    let (mut expect_value, mut expect_version) = (0u64, 0u64);
+    let (mut kills, mut seq_odd, mut copies_differ, mut commits) = (0u32, 0u32, 0u32, 0u64);
+    let kill_deadline = started + KILL_LOOP_LIMIT;
+    let mut live_reads = vec![0u64; readers.len()];
+    while (kills < KILLS || live_reads.iter().any(|&n| n < MIN_LIVE_READS))
+        && Instant::now() < kill_deadline
+    {
+        for (n, r) in readers.iter().enumerate() {
+            if let Some(p) = r.latest_report() {
+                live_reads[n] = field(&p, "live_reads");
+            }
+        }
+        let mut writer = spawn_child(CHILD, "writer", &env(30_000));
+        let start = writer
+            .next_report(hard)
+            .expect("writer did not report its start");
+        assert_eq!(field(&start, "pid"), u64::from(writer.id()));
+        assert_eq!(
+            field(&start, "untorn"),
+            1,
+            "recovered value is torn: {start:?}"
+        );
+        assert_eq!(
+            field(&start, "value"),
+            expect_value,
+            "writer {kills} did not resume from the last committed value: {start:?}"
+        );
+        assert_eq!(field(&start, "version"), expect_version, "{start:?}");
+        assert_eq!(
+            field(&start, "seq") % 2,
+            0,
+            "recovery left seq odd: {start:?}"
+        );
+        assert_eq!(
+            field(&start, "copies_equal"),
+            1,
+            "recovery left the copies unequal"
+        );
+
+        std::thread::sleep(Duration::from_micros(rng.below(MAX_DELAY_MICROS)));
+        // The newest value a reader could have seen before the kill.
+        let (seen, _) = observer.load_versioned().expect("observer load");
+        let status = writer.kill9();
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "writer exited on its own: {status}"
+        );
+        kills += 1;
+
+        // The writer is dead: look at the file as it left it.
+        let seq = pread_u64(&path, off::SEQ as u64);
+        let (c0, c1) = copies(&path);
+        seq_odd += u32::from(seq % 2 == 1);
+        copies_differ += u32::from(c0 != c1);
+        // Readers read `copy[seq & 1]`: it must be complete whatever the kill interrupted.
+        let readable = if seq % 2 == 0 { &c0 } else { &c1 };
+        let word = |i: usize| u64::from_ne_bytes(readable[i * 8..i * 8 + 8].try_into().unwrap());
+        let committed = word(0);
+        assert!(
+            (0..WORDS).all(|i| word(i) == committed),
+            "the readable copy is torn after kill {kills} (seq {seq})"
+        );
+        let (now, version) = observer.load_versioned().expect("observer load");
+        assert_eq!(now, [committed; WORDS]);
+        assert_eq!(version, seq >> 1);
+        assert!(
+            committed >= seen[0],
+            "kill {kills}: readers saw {} but the file holds {committed}",
+            seen[0]
+        );
+        commits += committed - expect_value;
+        // A writer killed between its two `seq` stores leaves `seq` odd; recovery completes
+        // that commit as one of the unchanged value, so the version moves on by one.
+        expect_value = committed;
+        expect_version = (seq >> 1) + (seq & 1);
+    }
+    std::fs::write(stop_file(&path), b"").expect("create stop file");
+    let reports: Vec<_> = readers.into_iter().map(|r| r.finish(hard)).collect();
+
+    println!(
+        "{kills} kills in {:.1?}: {seq_odd} left seq odd (killed between the seq stores), \
+         {copies_differ} left the two copies different (killed while storing words); \
+         {commits} commits survived",
+        started.elapsed()
+    );
+    for (n, r) in reports.iter().enumerate() {
+        println!(
+            "reader {n}: {} snapshots checked during the kills + {} after the last ({} with no writer alive), {} writer generations seen, {} contended, torn {}, version regressions {}, value regressions {}, same-version-different-value {}",
+            field(r, "live_reads"),
+            field(r, "final_reads"),
+            field(r, "no_writer_reads"),
+            field(r, "generations"),
+            field(r, "contended"),
+            field(r, "torn"),
+            field(r, "version_back"),
+            field(r, "value_back"),
+            field(r, "same_version_differs"),
+        );
+        assert_eq!(field(r, "torn"), 0, "reader {n} saw a torn value");
+        assert_eq!(field(r, "version_back"), 0, "reader {n}: version went back");
+        assert_eq!(field(r, "value_back"), 0, "reader {n}: value went back");
+        assert_eq!(field(r, "same_version_differs"), 0, "reader {n}");
+        assert!(
+            field(r, "live_reads") >= MIN_LIVE_READS,
+            "reader {n}: {r:?}"
+        );
+        assert!(
+            field(r, "no_writer_reads") >= FINAL_READS,
+            "reader {n}: {r:?}"
+        );
+        assert!(
+            field(r, "generations") >= 2,
+            "reader {n} did not read across a kill: {r:?}"
+        );
+        assert_eq!(field(r, "final_value"), expect_value, "reader {n}");
+        assert_eq!(field(r, "final_version"), observer.version(), "reader {n}");
+    }
+    assert!(
+        kills >= MIN_KILLS,
+        "only {kills} kills within {KILL_LOOP_LIMIT:?}"
+    );
+    assert!(
+        seq_odd + copies_differ > 0,
+        "no kill landed inside a commit, so recovery was never exercised"
+    );
+}
+
+/// Writes the state a writer killed mid-commit leaves: `seq`, and the copy being written holding
+/// `partial` in its first half (the rest keeps the previous value).
+fn simulate_kill(path: &Path, seq: u64, partial: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open for pwrite");
+    f.write_all_at(&seq.to_ne_bytes(), off::SEQ as u64)
+        .expect("write seq");
+    let being_written = (seq & 1) ^ 1;
+    let half = vec![partial.to_ne_bytes(); WORDS / 2].concat();
+    f.write_all_at(&half, PAYLOAD_OFFSET as u64 + being_written * STRIDE)
+        .expect("write half a copy");
+}
+
+/// The two places a kill can interrupt a commit, set up exactly: recovery keeps what readers
+/// were reading, repairs the other copy and leaves `seq` even.
+#[test]
+fn recovery_after_a_kill_in_either_step_of_a_commit() {
+    let dir = TempDir::new("kill9-sim");
+    let path = dir.join("s.state");
+    let mut w = Writer::<Payload>::create(&path, &[1; WORDS]).expect("create");
+    assert_eq!(w.publish(&[2; WORDS]), 1);
+    drop(w);
+    assert_eq!(pread_u64(&path, off::SEQ as u64), 2);
+
+    // Killed in the first step of commit 2 (`seq` 3, copy 0 half-written): readers read copy 1,
+    // the old value, under the old version.
+    simulate_kill(&path, 3, 3);
+    let r = Reader::<Payload>::open(&path).expect("reader");
+    assert_eq!(r.load_versioned().unwrap(), ([2; WORDS], 1));
+    let mut w = Writer::<Payload>::open(&path).expect("writer takes over");
+    assert_eq!(w.get(), [2; WORDS]);
+    let (c0, c1) = copies(&path);
+    assert_eq!(c0, c1, "recovery did not repair the half-written copy");
+    // `seq` even again: the interrupted commit counts as a commit of the unchanged value. An odd
+    // `seq` would make the next commit's first step show the old value under the new version.
+    assert_eq!(pread_u64(&path, off::SEQ as u64), 4);
+    assert_eq!(r.load_versioned().unwrap(), ([2; WORDS], 2));
+    assert_eq!(w.publish(&[5; WORDS]), 3);
+    assert_eq!(r.load_versioned().unwrap(), ([5; WORDS], 3));
+    drop(w);
+
+    // Killed in the second step of commit 4 (`seq` 8, copy 1 half-written): readers already
+    // read the new value from copy 0, so recovery must keep it.
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.write_all_at(
+        &vec![7u64.to_ne_bytes(); WORDS].concat(),
+        PAYLOAD_OFFSET as u64,
+    )
+    .unwrap();
+    drop(f);
+    simulate_kill(&path, 8, 7);
+    assert_eq!(r.load_versioned().unwrap(), ([7; WORDS], 4));
+    let w = Writer::<Payload>::open(&path).expect("writer takes over");
+    assert_eq!(w.get(), [7; WORDS]);
+    let (c0, c1) = copies(&path);
+    assert_eq!(c0, c1);
+    assert_eq!(pread_u64(&path, off::SEQ as u64), 8);
+    assert_eq!(r.load_versioned().unwrap(), ([7; WORDS], 4));
+}
