@@ -44,6 +44,8 @@ pub mod latch;
 #[cfg(not(loom))]
 pub mod dynamic;
 #[cfg(not(loom))]
+mod derive_support;
+#[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]
 mod fixed_str;
@@ -99,6 +101,9 @@ pub mod __private {
         VariantDesc,
     };
     pub use crate::state::{DecodeError, MappedState, Plain};
-    pub use crate::view::{ReadView, WriteView};
+    pub use crate::derive_support::{
+        invalid_enum, Align, AlignMarker, ConstMsg, FieldType, Slot,
+    };
+    pub use crate::view::{NoFields, ReadView, WriteView};
     pub use crate::{Error, RawReader, RawWriter};
 }

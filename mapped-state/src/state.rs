@@ -15,6 +15,11 @@ use crate::view::{NoFields, ReadView, WriteView};
 /// every value that has invalid bit patterns (`bool`, `char`, enums, strings). Memory safety never
 /// depends on an implementation being right — every access is bounds-checked — but a wrong one
 /// gives wrong values.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be stored in a mapped file",
+    label = "`{Self}` does not implement `MappedState`",
+    note = "add `#[derive(MappedState)]` to `{Self}`, or use a supported type: an integer, a float, `bool`, `char`, `[T; N]`, `FixedStr<N>`, or a struct or fieldless enum that derives `MappedState`"
+)]
 pub trait MappedState: Sized {
     /// Description of the type: kind, size and alignment. The manifest and schema hash derive from it.
     const TYPE: &'static TypeDesc;

@@ -1,0 +1,212 @@
+//! Rules the macro can decide from syntax alone, one function per rule: field types that can
+//! never live in a mapped file, accessor names, `#[repr]` items. Everything that needs type
+//! information (does a field type implement `MappedState`? what is the layout?) is left to rustc
+//! through the generated code.
+
+use std::collections::HashMap;
+
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
+use syn::Type;
+
+use crate::ast::{Enum, Field, Input, Struct};
+use crate::attr;
+use crate::errors::Errors;
+
+/// Inherent methods of `Reader<T>` (mapped-state/src/reader.rs). They win over the accessors
+/// reached through `Deref`, so an accessor with one of these names could never be called.
+/// `into` and `try_into` come from prelude traits implemented for every type, which also win.
+/// Keep this list in step with reader.rs.
+const RESERVED_READER_METHODS: &[&str] = &[
+    "open",
+    "open_with",
+    "raw",
+    "load",
+    "load_versioned",
+    "set_max_attempts",
+    "version",
+    "writer_alive",
+    "writer_pid",
+    "last_commit",
+    "age",
+    "superseded",
+    "path",
+    "wait_for_update",
+    "updates",
+    "into",
+    "try_into",
+];
+
+/// Runs every rule on an accepted input.
+pub fn check(input: &Input, errors: &mut Errors) {
+    match input {
+        Input::Struct(s) => {
+            struct_repr(s, errors);
+            has_fields(s, errors);
+            for f in &s.fields {
+                field_type(f.ty, errors);
+            }
+            accessors(&s.fields, errors);
+        }
+        Input::Enum(e) => {
+            enum_repr(e, errors);
+            has_variants(e, errors);
+        }
+    }
+}
+
+/// `packed` would make the generated code take unaligned references, and `align(N)` would
+/// suggest a padding the mapped layout does not have: the mapped layout is always C layout.
+fn struct_repr(s: &Struct, errors: &mut Errors) {
+    if let Some(p) = &s.repr.packed {
+        errors.push(syn::Error::new(
+            p.span(),
+            "`repr(packed)` is not supported: the mapped layout is always C layout with aligned, zeroed padding; remove it (the Rust struct needs no `repr`)",
+        ));
+    }
+    if let Some(a) = &s.repr.align {
+        errors.push(syn::Error::new(
+            a.span(),
+            "`repr(align)` does not change the mapped layout, which is always C layout; remove it",
+        ));
+    }
+}
+
+fn has_fields(s: &Struct, errors: &mut Errors) {
+    if s.fields.is_empty() {
+        errors.push(syn::Error::new(
+            s.ident.span(),
+            "a `MappedState` struct needs at least one field",
+        ));
+    }
+}
+
+/// The discriminant width is part of the file format, so it must be written down.
+fn enum_repr(e: &Enum, errors: &mut Errors) {
+    if e.repr.int.is_none() && !e.repr.unsupported_int {
+        errors.push(syn::Error::new(
+            e.ident.span(),
+            format!(
+                "a `MappedState` enum needs an explicit integer representation, like `#[repr(u8)]`: its width is part of the file format; use {}",
+                attr::int_reprs()
+            ),
+        ));
+    }
+}
+
+fn has_variants(e: &Enum, errors: &mut Errors) {
+    if e.declared_variants == 0 {
+        errors.push(syn::Error::new(
+            e.ident.span(),
+            "a `MappedState` enum needs at least one variant",
+        ));
+    }
+}
+
+/// Rejects field types that can never live in a mapped file, with advice, at the offending
+/// token. Types this cannot judge are left to the `MappedState` bound.
+fn field_type(ty: &Type, errors: &mut Errors) {
+    match ty {
+        Type::Array(a) => field_type(&a.elem, errors),
+        Type::Paren(p) => field_type(&p.elem, errors),
+        Type::Group(g) => field_type(&g.elem, errors),
+        Type::Path(p) if p.qself.is_none() => {
+            if let Some(last) = p.path.segments.last() {
+                if let Some(advice) = named_type_advice(&last.ident.to_string()) {
+                    errors.push(syn::Error::new(last.ident.span(), advice));
+                }
+            }
+        }
+        Type::Reference(r) => {
+            let msg = if is_str(&r.elem) {
+                "`&str` cannot live in a mapped file: it points into this process's memory; use `FixedStr<N>`"
+            } else {
+                "references cannot live in a mapped file: the address means nothing to another process; store the value inline"
+            };
+            errors.push(syn::Error::new(r.and_token.span, msg));
+        }
+        Type::Ptr(p) => errors.push(syn::Error::new(
+            p.star_token.span,
+            "raw pointers cannot live in a mapped file: the address means nothing to another process; store the value inline",
+        )),
+        Type::Slice(s) => errors.push(syn::Error::new(
+            s.bracket_token.span.join(),
+            "slices have no fixed size; use an array `[T; N]` (with a length field if the count varies)",
+        )),
+        Type::Tuple(t) => errors.push(syn::Error::new(
+            t.paren_token.span.join(),
+            "tuples cannot live in a mapped file: the schema names every field; use a nested struct that derives `MappedState`",
+        )),
+        Type::BareFn(f) => errors.push(syn::Error::new(
+            f.fn_token.span,
+            "function pointers cannot live in a mapped file: the address means nothing to another process",
+        )),
+        Type::TraitObject(_) | Type::ImplTrait(_) => errors.push(syn::Error::new(
+            ty.span(),
+            "trait objects have no fixed layout; use a concrete type that derives `MappedState`",
+        )),
+        _ => {}
+    }
+}
+
+fn is_str(ty: &Type) -> bool {
+    matches!(ty, Type::Path(p) if p.qself.is_none() && p.path.is_ident("str"))
+}
+
+/// Advice for well-known types that cannot be mapped, by their last path segment.
+fn named_type_advice(name: &str) -> Option<String> {
+    let heap = |t: &str, instead: &str| {
+        format!("`{t}` cannot live in a mapped file: it points to heap memory of one process; {instead}")
+    };
+    Some(match name {
+        "String" => "`String` cannot live in a mapped file; use `FixedStr<N>`".to_owned(),
+        "str" => "`str` has no fixed size; use `FixedStr<N>`".to_owned(),
+        "Vec" | "VecDeque" => heap(
+            name,
+            "use an array `[T; N]` (with a length field if the count varies)",
+        ),
+        "Box" | "Rc" | "Arc" => heap(name, "store the value inline"),
+        "HashMap" | "BTreeMap" | "HashSet" | "BTreeSet" => heap(
+            name,
+            "use an array of fixed-size entries with a count field",
+        ),
+        "Option" => "`Option` cannot live in a mapped file: its layout is not fixed across compilers; store a `bool` flag field next to the value".to_owned(),
+        "usize" => "`usize` has a different size on different targets; use `u64`".to_owned(),
+        "isize" => "`isize` has a different size on different targets; use `i64`".to_owned(),
+        _ => return None,
+    })
+}
+
+/// Accessors must be callable through `Reader<T>` (no reserved name) and distinct.
+fn accessors(fields: &[Field], errors: &mut Errors) {
+    let mut seen: HashMap<String, &Field> = HashMap::new();
+    for f in fields {
+        let acc = f.accessor();
+        let name = acc.unraw().to_string();
+        if RESERVED_READER_METHODS.contains(&name.as_str()) {
+            let advice = match &f.attrs.accessor {
+                Some(_) => "choose another `accessor`".to_owned(),
+                None => format!(
+                    "rename the accessor with `#[mapped_state(accessor = \"{}_value\")]`",
+                    name
+                ),
+            };
+            errors.push(syn::Error::new(
+                acc.span(),
+                format!("the accessor `{name}` would be hidden by `Reader::{name}`; {advice}"),
+            ));
+        }
+        match seen.get(&name) {
+            Some(first) => errors.push(syn::Error::new(
+                acc.span(),
+                format!(
+                    "the accessor `{name}` is already used by field `{}`; choose another `accessor`",
+                    first.name()
+                ),
+            )),
+            None => {
+                seen.insert(name, f);
+            }
+        }
+    }
+}

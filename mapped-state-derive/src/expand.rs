@@ -1,0 +1,454 @@
+//! Code generation: `derive` reads as the pipeline (parse -> check -> generate, or the fallback
+//! after an error); `impl_struct` and `impl_enum` emit the `MappedState` impl, the layout
+//! assertions and the reader/writer views, all inside one `const _: () = { ... };`.
+
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{DeriveInput, LitStr, Path};
+
+use crate::ast::{Enum, Field, Input, Struct};
+use crate::attr::{self, ContainerAttrs};
+use crate::errors::Errors;
+use crate::{check, fallback};
+
+/// Expands `#[derive(MappedState)]`.
+pub fn derive(input: &DeriveInput) -> TokenStream {
+    match try_expand(input) {
+        Ok(tokens) => tokens,
+        Err(error) => fallback::expand(input, error),
+    }
+}
+
+fn try_expand(input: &DeriveInput) -> syn::Result<TokenStream> {
+    let mut errors = Errors::default();
+    let parsed = Input::from_syn(input, &mut errors);
+    if let Some(parsed) = &parsed {
+        check::check(parsed, &mut errors);
+    }
+    errors.finish()?;
+    Ok(match parsed {
+        Some(Input::Struct(s)) => impl_struct(&s),
+        Some(Input::Enum(e)) => impl_enum(&e),
+        // `from_syn` returns `None` only after reporting an error.
+        None => return Err(syn::Error::new(Span::call_site(), "unsupported input")),
+    })
+}
+
+/// The path of the runtime crate: `crate = "..."` or `::mapped_state`.
+pub fn krate(attrs: &ContainerAttrs) -> Path {
+    attrs
+        .krate
+        .clone()
+        .unwrap_or_else(|| syn::parse_quote!(::mapped_state))
+}
+
+/// Wraps generated items so their helper names stay private to this expansion.
+fn wrap_in_const(body: TokenStream) -> TokenStream {
+    quote! {
+        #[doc(hidden)]
+        #[allow(
+            non_upper_case_globals,
+            non_camel_case_types,
+            non_snake_case,
+            unused_qualifications,
+            clippy::all
+        )]
+        const _: () = {
+            #body
+        };
+    }
+}
+
+fn lit(s: &str) -> LitStr {
+    LitStr::new(s, Span::call_site())
+}
+
+/// `const`s that fail the build when `schema_hash = ...` or `size = ...` does not match, printing
+/// the actual value (rustc computes it; the macro cannot). Spanned at the pinned literal.
+fn pins(ty: &Ident, attrs: &ContainerAttrs, p: &TokenStream) -> TokenStream {
+    let mut out = TokenStream::new();
+    let shown = format!("`{ty}`");
+    if let Some((pinned, lit_tok)) = &attrs.schema_hash {
+        let head = lit(&format!("{shown} has schema hash "));
+        out.extend(quote_spanned! {lit_tok.span()=>
+            const _: () = {
+                let actual = <#ty as #p::MappedState>::SCHEMA_HASH;
+                if actual != #pinned {
+                    let msg = #p::ConstMsg::new()
+                        .str(#head)
+                        .hex(actual)
+                        .str(", not the pinned ")
+                        .hex(#pinned)
+                        .str(": its layout or a name changed; if that is intended, pin `schema_hash = ")
+                        .hex(actual)
+                        .str("` (files written with the old layout will no longer open as this type)");
+                    ::core::panic!("{}", msg.as_str());
+                }
+            };
+        });
+    }
+    if let Some((pinned, lit_tok)) = &attrs.size {
+        let head = lit(&format!("{shown} is "));
+        out.extend(quote_spanned! {lit_tok.span()=>
+            const _: () = {
+                let actual = <#ty as #p::MappedState>::TYPE.size;
+                if actual != #pinned {
+                    let msg = #p::ConstMsg::new()
+                        .str(#head)
+                        .num(actual)
+                        .str(" bytes in the file, not the pinned ")
+                        .num(#pinned)
+                        .str("; if the change is intended, pin `size = ")
+                        .num(actual)
+                        .str("`");
+                    ::core::panic!("{}", msg.as_str());
+                }
+            };
+        });
+    }
+    out
+}
+
+/// Fails the build when the description cannot be encoded (names or sizes too large).
+fn check_type(p: &TokenStream) -> TokenStream {
+    quote! {
+        const _: () = if let ::core::option::Option::Some(msg) = #p::check_type(&__TYPE) {
+            ::core::panic!("{}", msg)
+        };
+    }
+}
+
+fn impl_struct(s: &Struct) -> TokenStream {
+    let krate = krate(&s.attrs);
+    let p = quote!(#krate::__private);
+    let ident = s.ident;
+    let schema_name = lit(&s.schema_name());
+
+    let size: Vec<Ident> = (0..s.fields.len())
+        .map(|i| format_ident!("__SIZE_{}", i))
+        .collect();
+    let align: Vec<Ident> = (0..s.fields.len())
+        .map(|i| format_ident!("__ALIGN_{}", i))
+        .collect();
+    let offset: Vec<Ident> = (0..s.fields.len())
+        .map(|i| format_ident!("__OFFSET_{}", i))
+        .collect();
+    let mirror_field: Vec<Ident> = (0..s.fields.len())
+        .map(|i| format_ident!("__f{}", i))
+        .collect();
+    // `<F as MappedState>` spanned at the field's type: an unsupported type is reported there.
+    let as_mapped: Vec<TokenStream> = s
+        .fields
+        .iter()
+        .map(|f| {
+            let ty = checked_ty(f, &p);
+            quote_spanned!(f.ty.span()=> <#ty as #p::MappedState>)
+        })
+        .collect();
+
+    // C layout in declaration order: each field at the next multiple of its alignment.
+    let mut layout = TokenStream::new();
+    for i in 0..s.fields.len() {
+        let (sz, al, off, m) = (&size[i], &align[i], &offset[i], &as_mapped[i]);
+        let at = if i == 0 {
+            quote!(0)
+        } else {
+            let (prev_off, prev_size) = (&offset[i - 1], &size[i - 1]);
+            quote!(#p::align_up(#prev_off + #prev_size, #al))
+        };
+        layout.extend(quote! {
+            const #sz: usize = #m::TYPE.size;
+            const #al: usize = #m::TYPE.align;
+            const #off: usize = #at;
+        });
+    }
+    let last = s.fields.len() - 1;
+    let (last_off, last_size) = (&offset[last], &size[last]);
+    layout.extend(quote! {
+        const __ALIGN: usize = {
+            let mut max = 1usize;
+            #( if #align > max { max = #align; } )*
+            max
+        };
+        const __SIZE: usize = #p::align_up(#last_off + #last_size, __ALIGN);
+    });
+
+    // A `#[repr(C)]` mirror made of slots with exactly each field's size and alignment: rustc's
+    // own layout of it must agree with the offsets and size computed above.
+    let offset_checks = s.fields.iter().enumerate().map(|(i, f)| {
+        let (mf, off) = (&mirror_field[i], &offset[i]);
+        let msg = lit(&format!(
+            "mapped-state: the offset computed for `{ident}.{}` differs from C layout",
+            f.name()
+        ));
+        quote!(::core::assert!(::core::mem::offset_of!(__Mirror, #mf) == #off, #msg);)
+    });
+    let size_msg = lit(&format!(
+        "mapped-state: the size or alignment computed for `{ident}` differs from C layout"
+    ));
+    let mirror = quote! {
+        #[allow(dead_code)]
+        #[repr(C)]
+        struct __Mirror {
+            #( #mirror_field: #p::Slot<{ #size }, { #align }>, )*
+        }
+        const _: () = {
+            #( #offset_checks )*
+            ::core::assert!(::core::mem::size_of::<__Mirror>() == __SIZE, #size_msg);
+            ::core::assert!(::core::mem::align_of::<__Mirror>() == __ALIGN, #size_msg);
+        };
+    };
+
+    let field_descs = s.fields.iter().enumerate().map(|(i, f)| {
+        let (name, off, m) = (lit(&f.name()), &offset[i], &as_mapped[i]);
+        quote!(#p::FieldDesc { name: #name, offset: #off, ty: #m::TYPE })
+    });
+    let desc = quote! {
+        const __FIELDS: &[#p::FieldDesc] = &[ #( #field_descs ),* ];
+        const __TYPE: #p::TypeDesc = #p::TypeDesc {
+            kind: #p::Kind::Struct(&#p::StructDesc { name: #schema_name, fields: __FIELDS }),
+            size: __SIZE,
+            align: __ALIGN,
+        };
+    };
+
+    let encode = s.fields.iter().enumerate().map(|(i, f)| {
+        let (member, off, sz, m) = (f.ident, &offset[i], &size[i], &as_mapped[i]);
+        // Each field writes only its own sub-slice of the zeroed buffer: padding stays zero.
+        quote!(#m::encode(&self.#member, &mut out[#off..#off + #sz]);)
+    });
+    let decode = s.fields.iter().enumerate().map(|(i, f)| {
+        let (member, off, sz, m) = (f.ident, &offset[i], &size[i], &as_mapped[i]);
+        let name = lit(&f.name());
+        quote! {
+            #member: match #m::decode(&bytes[#off..#off + #sz]) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(err) => {
+                    return ::core::result::Result::Err(err.in_field(#name, #off))
+                }
+            },
+        }
+    });
+
+    let read_view = read_view(s, &krate, &offset);
+    let write_view = write_view(s, &krate, &offset);
+    let pins = pins(ident, &s.attrs, &p);
+    let check = check_type(&p);
+
+    wrap_in_const(quote! {
+        #layout
+        #mirror
+        #desc
+        #check
+
+        #[automatically_derived]
+        impl #p::MappedState for #ident {
+            const TYPE: &'static #p::TypeDesc = &__TYPE;
+            type ReadView = __MappedStateReadView;
+            type WriteView = __MappedStateWriteView;
+
+            fn encode(&self, out: &mut [u8]) {
+                #( #encode )*
+            }
+
+            fn decode(bytes: &[u8]) -> ::core::result::Result<Self, #p::DecodeError> {
+                ::core::result::Result::Ok(Self { #( #decode )* })
+            }
+        }
+
+        #read_view
+        #write_view
+        #pins
+    })
+}
+
+/// The field's type as `<F as FieldType>::Ty`, spanned at the type: if `F` is not
+/// `MappedState`, rustc reports it once there and every other use becomes an error type.
+fn checked_ty(f: &Field, p: &TokenStream) -> TokenStream {
+    let ty = f.ty;
+    quote_spanned!(ty.span()=> <#ty as #p::FieldType>::Ty)
+}
+
+fn read_view(s: &Struct, krate: &Path, offset: &[Ident]) -> TokenStream {
+    let p = quote!(#krate::__private);
+    let doc = lit(&format!(
+        "Field accessors of `Reader<{}>`, generated by `#[derive(MappedState)]`.",
+        s.ident
+    ));
+    let accessors = s
+        .fields
+        .iter()
+        .zip(offset)
+        .map(|(f, off)| accessor(f, off, krate, &p));
+    quote! {
+        #[doc = #doc]
+        #[derive(::core::fmt::Debug)]
+        pub struct __MappedStateReadView {
+            raw: #p::RawReader,
+        }
+
+        #[automatically_derived]
+        impl #p::ReadView for __MappedStateReadView {
+            fn from_raw(raw: #p::RawReader) -> Self {
+                Self { raw }
+            }
+            fn raw(&self) -> &#p::RawReader {
+                &self.raw
+            }
+            fn raw_mut(&mut self) -> &mut #p::RawReader {
+                &mut self.raw
+            }
+        }
+
+        #[allow(dead_code)]
+        impl __MappedStateReadView {
+            #( #accessors )*
+        }
+    }
+}
+
+fn accessor(f: &Field, off: &Ident, krate: &Path, p: &TokenStream) -> TokenStream {
+    let (vis, ty, name) = (f.vis, f.ty, f.name());
+    let checked = checked_ty(f, p);
+    let method = f.accessor();
+    if f.is_plain() {
+        let doc = lit(&format!(
+            "Field `{name}` of the current version, read from the mapping (only its words)."
+        ));
+        quote! {
+            #[doc = #doc]
+            #[inline]
+            #vis fn #method(&self) -> #ty {
+                self.raw.read_plain::<#checked>(#off)
+            }
+        }
+    } else {
+        let doc = lit(&format!(
+            "Field `{name}` of the current version, read from the mapping (only its words). \
+             Fails with `Error::InvalidValue` when the file holds bytes that are not a valid value, \
+             or `Error::Contended` when the writer never pauses."
+        ));
+        quote! {
+            #[doc = #doc]
+            #[inline]
+            #vis fn #method(&self) -> ::core::result::Result<#ty, #krate::Error> {
+                self.raw.read_field::<#checked>(#off, #name)
+            }
+        }
+    }
+}
+
+fn write_view(s: &Struct, krate: &Path, offset: &[Ident]) -> TokenStream {
+    let p = quote!(#krate::__private);
+    let doc = lit(&format!(
+        "Field setters of `Writer<{}>`, generated by `#[derive(MappedState)]`.",
+        s.ident
+    ));
+    let setters = s.fields.iter().zip(offset).map(|(f, off)| {
+        let (vis, ty, setter) = (f.vis, f.ty, f.setter());
+        let checked = checked_ty(f, &p);
+        let doc = lit(&format!(
+            "Commits a new value of field `{}` (storing only its words) as one update; returns the new version.",
+            f.name()
+        ));
+        quote! {
+            #[doc = #doc]
+            #[inline]
+            #vis fn #setter(&mut self, value: #ty) -> u64 {
+                self.raw.write_field::<#checked>(#off, &value)
+            }
+        }
+    });
+    quote! {
+        #[doc = #doc]
+        #[derive(::core::fmt::Debug)]
+        pub struct __MappedStateWriteView {
+            raw: #p::RawWriter,
+        }
+
+        #[automatically_derived]
+        impl #p::WriteView for __MappedStateWriteView {
+            fn from_raw(raw: #p::RawWriter) -> Self {
+                Self { raw }
+            }
+            fn raw(&self) -> &#p::RawWriter {
+                &self.raw
+            }
+            fn raw_mut(&mut self) -> &mut #p::RawWriter {
+                &mut self.raw
+            }
+        }
+
+        #[allow(dead_code)]
+        impl __MappedStateWriteView {
+            #( #setters )*
+        }
+    }
+}
+
+fn impl_enum(e: &Enum) -> TokenStream {
+    let krate = krate(&e.attrs);
+    let p = quote!(#krate::__private);
+    let ident = e.ident;
+    let repr = e.int_repr();
+    let (repr_ty, prim, width) = (repr.ty(), repr.prim(), repr.size());
+    let schema_name = lit(&e.schema_name());
+    let disc: Vec<Ident> = (0..e.variants.len())
+        .map(|i| format_ident!("__DISCRIMINANT_{}", i))
+        .collect();
+    let variants = &e.variants;
+    let names = e
+        .variants
+        .iter()
+        .map(|v| lit(&syn::ext::IdentExt::unraw(*v).to_string()));
+
+    let pins = pins(ident, &e.attrs, &p);
+    let check = check_type(&p);
+
+    wrap_in_const(quote! {
+        #( const #disc: #repr_ty = #ident::#variants as #repr_ty; )*
+        const __VARIANTS: &[#p::VariantDesc] = &[
+            #( #p::VariantDesc { name: #names, value: #disc as i64 } ),*
+        ];
+        const __ENUM: #p::EnumDesc = #p::EnumDesc {
+            name: #schema_name,
+            repr: #p::Prim::#prim,
+            variants: __VARIANTS,
+        };
+        const __TYPE: #p::TypeDesc = #p::TypeDesc {
+            kind: #p::Kind::Enum(&__ENUM),
+            size: #width,
+            align: #width,
+        };
+        #check
+
+        #[automatically_derived]
+        impl #p::MappedState for #ident {
+            const TYPE: &'static #p::TypeDesc = &__TYPE;
+            type ReadView = #p::NoFields<#p::RawReader>;
+            type WriteView = #p::NoFields<#p::RawWriter>;
+
+            fn encode(&self, out: &mut [u8]) {
+                let discriminant: #repr_ty = match self {
+                    #( Self::#variants => #disc, )*
+                };
+                <#repr_ty as #p::MappedState>::encode(&discriminant, out);
+            }
+
+            fn decode(bytes: &[u8]) -> ::core::result::Result<Self, #p::DecodeError> {
+                match <#repr_ty as #p::Plain>::decode_plain(bytes) {
+                    #( #disc => ::core::result::Result::Ok(Self::#variants), )*
+                    _ => ::core::result::Result::Err(#p::invalid_enum(bytes, &__ENUM)),
+                }
+            }
+        }
+
+        #pins
+    })
+}
+
+/// The crate path for the fallback: the `crate = "..."` key if it parsed, else the default.
+pub fn fallback_krate(input: &DeriveInput) -> Path {
+    krate(&attr::container(&input.attrs, &mut Errors::default()))
+}
