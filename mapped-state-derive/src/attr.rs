@@ -1,7 +1,7 @@
 //! Parsing of `#[mapped_state(...)]` (container and field keys) and of the `#[repr(...)]` items
 //! the derive cares about. Every problem becomes a spanned error collected in `Errors`.
 
-use proc_macro2::Span;
+use proc_macro2::{Span, TokenStream};
 use syn::meta::ParseNestedMeta;
 use syn::spanned::Spanned;
 use syn::{Attribute, Ident, LitInt, LitStr, Path};
@@ -295,9 +295,10 @@ impl IntRepr {
         })
     }
 
-    /// The Rust type (`u8`).
-    pub fn ty(self) -> Ident {
-        Ident::new(self.name(), Span::call_site())
+    /// The Rust type, as an absolute path (`::core::primitive::u8`).
+    pub fn ty(self) -> TokenStream {
+        let name = Ident::new(self.name(), Span::call_site());
+        quote::quote!(::core::primitive::#name)
     }
 
     /// The `Prim` variant (`U8`).

@@ -158,20 +158,20 @@ fn impl_struct(s: &Struct) -> TokenStream {
             quote!(#p::align_up(#prev_off + #prev_size, #al))
         };
         layout.extend(quote! {
-            const #sz: usize = #m::TYPE.size;
-            const #al: usize = #m::TYPE.align;
-            const #off: usize = #at;
+            const #sz: ::core::primitive::usize = #m::TYPE.size;
+            const #al: ::core::primitive::usize = #m::TYPE.align;
+            const #off: ::core::primitive::usize = #at;
         });
     }
     let last = s.fields.len() - 1;
     let (last_off, last_size) = (&offset[last], &size[last]);
     layout.extend(quote! {
-        const __ALIGN: usize = {
-            let mut max = 1usize;
+        const __ALIGN: ::core::primitive::usize = {
+            let mut max: ::core::primitive::usize = 1;
             #( if #align > max { max = #align; } )*
             max
         };
-        const __SIZE: usize = #p::align_up(#last_off + #last_size, __ALIGN);
+        const __SIZE: ::core::primitive::usize = #p::align_up(#last_off + #last_size, __ALIGN);
     });
 
     // A `#[repr(C)]` mirror made of slots with exactly each field's size and alignment: rustc's
@@ -248,11 +248,11 @@ fn impl_struct(s: &Struct) -> TokenStream {
             type ReadView = __MappedStateReadView;
             type WriteView = __MappedStateWriteView;
 
-            fn encode(&self, out: &mut [u8]) {
+            fn encode(&self, out: &mut [::core::primitive::u8]) {
                 #( #encode )*
             }
 
-            fn decode(bytes: &[u8]) -> ::core::result::Result<Self, #p::DecodeError> {
+            fn decode(bytes: &[::core::primitive::u8]) -> ::core::result::Result<Self, #p::DecodeError> {
                 ::core::result::Result::Ok(Self { #( #decode )* })
             }
         }
@@ -355,7 +355,7 @@ fn write_view(s: &Struct, krate: &Path, offset: &[Ident]) -> TokenStream {
         quote! {
             #[doc = #doc]
             #[inline]
-            #vis fn #setter(&mut self, value: #ty) -> u64 {
+            #vis fn #setter(&mut self, value: #ty) -> ::core::primitive::u64 {
                 self.raw.write_field::<#checked>(#off, &value)
             }
         }
@@ -409,7 +409,7 @@ fn impl_enum(e: &Enum) -> TokenStream {
     wrap_in_const(quote! {
         #( const #disc: #repr_ty = #ident::#variants as #repr_ty; )*
         const __VARIANTS: &[#p::VariantDesc] = &[
-            #( #p::VariantDesc { name: #names, value: #disc as i64 } ),*
+            #( #p::VariantDesc { name: #names, value: #disc as ::core::primitive::i64 } ),*
         ];
         const __ENUM: #p::EnumDesc = #p::EnumDesc {
             name: #schema_name,
@@ -429,14 +429,14 @@ fn impl_enum(e: &Enum) -> TokenStream {
             type ReadView = #p::NoFields<#p::RawReader>;
             type WriteView = #p::NoFields<#p::RawWriter>;
 
-            fn encode(&self, out: &mut [u8]) {
+            fn encode(&self, out: &mut [::core::primitive::u8]) {
                 let discriminant: #repr_ty = match self {
                     #( Self::#variants => #disc, )*
                 };
                 <#repr_ty as #p::MappedState>::encode(&discriminant, out);
             }
 
-            fn decode(bytes: &[u8]) -> ::core::result::Result<Self, #p::DecodeError> {
+            fn decode(bytes: &[::core::primitive::u8]) -> ::core::result::Result<Self, #p::DecodeError> {
                 match <#repr_ty as #p::Plain>::decode_plain(bytes) {
                     #( #disc => ::core::result::Result::Ok(Self::#variants), )*
                     _ => ::core::result::Result::Err(#p::invalid_enum(bytes, &__ENUM)),

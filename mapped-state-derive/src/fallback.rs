@@ -25,11 +25,11 @@ pub fn expand(input: &DeriveInput, error: syn::Error) -> TokenStream {
                 type ReadView = #p::NoFields<#p::RawReader>;
                 type WriteView = #p::NoFields<#p::RawWriter>;
 
-                fn encode(&self, _: &mut [u8]) {
+                fn encode(&self, _: &mut [::core::primitive::u8]) {
                     ::core::unreachable!()
                 }
 
-                fn decode(_: &[u8]) -> ::core::result::Result<Self, #p::DecodeError> {
+                fn decode(_: &[::core::primitive::u8]) -> ::core::result::Result<Self, #p::DecodeError> {
                     ::core::unreachable!()
                 }
             }

@@ -70,6 +70,8 @@ pub mod schema;
 #[cfg(not(loom))]
 mod state;
 #[cfg(not(loom))]
+mod updates;
+#[cfg(not(loom))]
 mod view;
 #[cfg(not(loom))]
 mod writer;
@@ -83,11 +85,13 @@ pub use crate::{
     raw_writer::{CreateOptions, RawWriter},
     reader::Reader,
     state::{DecodeError, MappedState, Plain},
+    updates::{Update, Updates, WakePolicy},
     view::{NoFields, ReadView, WriteView},
     writer::Writer,
 };
 
-/// `#[derive(MappedState)]`: see the crate documentation.
+/// `#[derive(MappedState)]` (feature `derive`, on by default): the C layout it computes and
+/// checks at compile time, the accessors and setters it generates, and its attributes.
 #[cfg(all(feature = "derive", not(loom)))]
 pub use mapped_state_derive::MappedState;
 

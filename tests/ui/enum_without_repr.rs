@@ -1,0 +1,9 @@
+use mapped_state::MappedState;
+
+#[derive(MappedState)]
+enum Mode {
+    Idle,
+    Running,
+}
+
+fn main() {}

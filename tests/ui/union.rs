@@ -1,0 +1,9 @@
+use mapped_state::MappedState;
+
+#[derive(MappedState)]
+union Bits {
+    int: u32,
+    float: f32,
+}
+
+fn main() {}

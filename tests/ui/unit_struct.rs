@@ -1,0 +1,6 @@
+use mapped_state::MappedState;
+
+#[derive(MappedState)]
+struct Nothing;
+
+fn main() {}
