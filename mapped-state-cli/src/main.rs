@@ -1,1 +1,223 @@
-fn main() {}
+//! The `mapped-state` command: inspect, watch, check and compare any state file through the
+//! schema manifest stored in it, with no Rust types.
+
+mod check;
+mod exit;
+mod inspect;
+mod render;
+mod watch;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::exit::Exit;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (check: the file is valid; diff: same schema)
+  1  the file is not a valid state file, or holds an invalid value, or has another schema hash
+  2  usage error (unknown option, bad argument)
+  3  the file cannot be opened or read (missing, permission denied, not a regular file,
+     a symbolic link, writable by other users, or a writer too busy to copy a value)
+  4  negative answer: diff found differences; watch --timeout passed before --count versions
+
+Errors are one line on stderr: `mapped-state: <file>: <what is wrong>`.";
+
+const JSON_NUMBERS: &str = "\
+JSON output (--json): one object per line.
+  integers up to 64 bits  JSON numbers, every digit exact (parsers that use doubles, such as
+                          JavaScript's, round values beyond 2^53)
+  u128, i128              decimal strings (\"340282366920938463463374607431768211455\"), so a
+                          field's JSON type never depends on its value
+  f32, f64                numbers in shortest round-trip form (0.1, not 0.10000000149011612);
+                          NaN and infinities as the strings \"NaN\", \"Infinity\", \"-Infinity\"
+  bool                    true / false
+  char, FixedStr          strings
+  enums                   the variant's name (\"Running\")
+  arrays, structs         arrays, objects with fields in declaration order";
+
+/// Inspect, watch and check mapped-state files: any state file describes its own layout, so no
+/// Rust code is needed to read it.
+#[derive(Debug, Parser)]
+#[command(name = "mapped-state", version, after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print a state file's header, writer, version and every field by name with its value.
+    #[command(after_help = format!("{JSON_NUMBERS}\n\n{EXIT_CODES}"))]
+    Inspect {
+        /// The state file.
+        file: PathBuf,
+        /// Print one JSON object instead of text (see below for how numbers are written).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        open: OpenArgs,
+    },
+    /// Print each new version of a state file with the fields that changed (old -> new).
+    ///
+    /// Sleeps on the file's futex between commits, so it uses no CPU while nothing changes.
+    /// Also reports when the writer process exits or starts, and follows the path when the file
+    /// is replaced by a newer one (`CreateOptions::replace`). The first line (text) or object
+    /// (`"event":"start"`) is printed once the watch is armed: a change after it is never missed.
+    /// Commits made in quick succession may be reported together, with the number not seen.
+    #[command(after_help = format!("{JSON_NUMBERS}\n\n{EXIT_CODES}"))]
+    Watch {
+        /// The state file.
+        file: PathBuf,
+        /// Print one JSON object per event instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Exit after N new versions have been printed (exit code 0).
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        /// Exit after SECS seconds (fractions allowed). Exit code 4 if --count versions were not
+        /// seen by then, 0 otherwise.
+        #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+        timeout: Option<Duration>,
+        #[command(flatten)]
+        open: OpenArgs,
+    },
+    /// Validate a state file completely: header, schema manifest, and a snapshot of the value
+    /// decoded field by field. Prints one line; the exit code says whether the file is valid.
+    #[command(after_help = EXIT_CODES)]
+    Check {
+        /// The state file.
+        file: PathBuf,
+        /// Also require this schema hash (16 hex digits, `0x` optional, as `inspect` prints it).
+        #[arg(long, value_name = "HASH", value_parser = parse_hash)]
+        schema_hash: Option<u64>,
+        /// Print nothing when the file is valid.
+        #[arg(short, long)]
+        quiet: bool,
+        #[command(flatten)]
+        open: OpenArgs,
+    },
+    /// Compare the schemas stored in two state files field by field.
+    #[command(after_help = EXIT_CODES)]
+    Diff {
+        /// The file taken as the old schema.
+        file_a: PathBuf,
+        /// The file taken as the new schema.
+        file_b: PathBuf,
+        #[command(flatten)]
+        open: OpenArgs,
+    },
+}
+
+/// Options for opening a state file.
+#[derive(Debug, Args)]
+struct OpenArgs {
+    /// Open files that group or other users may write (refused by default: such a user could
+    /// change the file under a reader).
+    #[arg(long)]
+    allow_shared_writable: bool,
+}
+
+impl OpenArgs {
+    fn options(&self) -> mapped_state::OpenOptions {
+        mapped_state::OpenOptions::new().allow_shared_writable(self.allow_shared_writable)
+    }
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds (e.g. 5 or 0.5)"))?;
+    if secs.is_nan() || secs < 0.0 {
+        return Err(format!("`{s}`: the number of seconds must be 0 or more"));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("`{s}` seconds is too long"))
+}
+
+fn parse_hash(s: &str) -> Result<u64, String> {
+    let digits = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
+    let valid = !digits.is_empty() && digits.len() <= 16;
+    match u64::from_str_radix(digits, 16) {
+        Ok(h) if valid && !digits.starts_with('+') => Ok(h),
+        _ => Err(format!(
+            "`{s}` is not a schema hash: expected up to 16 hex digits, as `inspect` prints it"
+        )),
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Exit> {
+    match cli.command {
+        Command::Inspect { file, json, open } => inspect::run(&file, &open.options(), json),
+        Command::Watch {
+            file,
+            json,
+            count,
+            timeout,
+            open,
+        } => watch::run(
+            &file,
+            &open.options(),
+            &watch::Settings {
+                json,
+                count,
+                timeout,
+            },
+        ),
+        Command::Check {
+            file,
+            schema_hash,
+            quiet,
+            open,
+        } => check::check(&file, &open.options(), schema_hash, quiet),
+        Command::Diff {
+            file_a,
+            file_b,
+            open,
+        } => check::diff(&file_a, &file_b, &open.options()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => e.report(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn hashes_parse_with_or_without_prefix() {
+        assert_eq!(parse_hash("0x00ff"), Ok(255));
+        assert_eq!(parse_hash("DEADbeef00000001"), Ok(0xdead_beef_0000_0001));
+        assert!(parse_hash("0x").is_err());
+        assert!(parse_hash("+ff").is_err());
+        assert!(parse_hash("0x1234567890abcdef0").is_err());
+        assert!(parse_hash("xyz").is_err());
+    }
+
+    #[test]
+    fn seconds_parse_and_reject_nonsense() {
+        assert_eq!(parse_seconds("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_seconds("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("NaN").is_err());
+        assert!(parse_seconds("1e300").is_err());
+        assert!(parse_seconds("soon").is_err());
+    }
+}

@@ -125,7 +125,7 @@ fn decode_in(ty: &Type, bytes: &[u8], zero_sized: &mut usize) -> Result<Value, D
             // Bounded by the payload for sized elements, by the budget for zero-sized ones.
             let mut items = Vec::with_capacity((*len).min(bytes.len().max(1)));
             for i in 0..*len {
-                let at = i.checked_mul(stride).unwrap_or(usize::MAX);
+                let at = i.saturating_mul(stride);
                 let item = span(bytes, at, stride)
                     .and_then(|b| decode_in(elem, b, zero_sized))
                     .map_err(|e| e.in_index(i, stride))?;

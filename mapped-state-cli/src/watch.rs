@@ -1,0 +1,265 @@
+//! `mapped-state watch`: sleeps on the file's futex and prints each new version with the fields
+//! that changed, the writer exiting or starting, and the file being replaced at its path.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use mapped_state::dynamic::Value;
+use mapped_state::{OpenOptions, RawReader};
+
+use crate::exit::{one_line, Exit, NEGATIVE};
+use crate::inspect::{json_state, open, read_value, schema_line, writer_line};
+use crate::render;
+
+/// How often the watch wakes without a commit, to notice a writer exiting or the file being
+/// superseded (neither is a commit, so neither ends the futex wait).
+const SLICE: Duration = Duration::from_millis(100);
+
+/// What `watch` was asked to do.
+#[derive(Debug)]
+pub struct Settings {
+    pub json: bool,
+    pub count: Option<u64>,
+    pub timeout: Option<Duration>,
+}
+
+/// The file being watched and what was last reported about it.
+struct Watched {
+    reader: RawReader,
+    value: Value,
+    version: u64,
+    alive: bool,
+    pid: Option<u32>,
+    superseded: bool,
+}
+
+impl Watched {
+    fn open(path: &Path, opts: &OpenOptions) -> Result<Self, Exit> {
+        let reader = open(path, opts)?;
+        let (value, version) = read_value(&reader)?;
+        Ok(Watched {
+            alive: reader.writer_alive(),
+            pid: reader.writer_pid(),
+            superseded: reader.superseded(),
+            reader,
+            value,
+            version,
+        })
+    }
+}
+
+pub fn run(path: &Path, opts: &OpenOptions, s: &Settings) -> Result<(), Exit> {
+    let mut out = std::io::stdout().lock();
+    let mut w = Watched::open(path, opts)?;
+    let shown = one_line(&path.display().to_string());
+    if s.json {
+        writeln!(out, "{}", json_full("start", &w))?;
+    } else {
+        writeln!(
+            out,
+            "watching {shown}: {}, version {}, writer {}",
+            schema_line(&w.reader),
+            w.version,
+            writer_line(w.pid, w.alive)
+        )?;
+    }
+    out.flush()?;
+
+    let start = Instant::now();
+    let mut seen = 0u64;
+    loop {
+        let wait = match s.timeout {
+            Some(t) => match t.checked_sub(start.elapsed()) {
+                Some(left) if !left.is_zero() => left.min(SLICE),
+                _ => break,
+            },
+            None => SLICE,
+        };
+        if w.reader.wait_for_version_change(w.version, wait) != w.version {
+            let (value, version) = read_value(&w.reader)?;
+            report_change(&mut out, s.json, &w, &value, version)?;
+            w.value = value;
+            w.version = version;
+            seen += 1;
+            if s.count.is_some_and(|c| seen >= c) {
+                return Ok(());
+            }
+        }
+        let alive = w.reader.writer_alive();
+        let pid = if alive { current_pid(&w) } else { w.pid };
+        // A writer that exited and a new one that started within one wake show as a new pid.
+        let exited = w.alive && (!alive || pid != w.pid);
+        let started = alive && (!w.alive || pid != w.pid);
+        if exited {
+            writer_event(&mut out, s.json, "exited", w.pid)?;
+        }
+        if started {
+            writer_event(&mut out, s.json, "started", pid)?;
+        }
+        w.alive = alive;
+        w.pid = pid;
+        if !w.superseded && w.reader.superseded() {
+            w.superseded = true;
+            if s.json {
+                writeln!(out, "{{\"event\":\"superseded\"}}")?;
+            } else {
+                writeln!(
+                    out,
+                    "superseded: a newer file has replaced {shown}; following it"
+                )?;
+            }
+        }
+        if w.superseded {
+            // The flag is set just before the new file is renamed into place: until the path
+            // names a file with another nonce, keep watching the old one.
+            if let Some(new) = reopen(path, opts, &w)? {
+                w = new;
+                if s.json {
+                    writeln!(out, "{}", json_full("reopened", &w))?;
+                } else {
+                    writeln!(
+                        out,
+                        "reopened {shown}: {}, version {}, writer {}",
+                        schema_line(&w.reader),
+                        w.version,
+                        writer_line(w.pid, w.alive)
+                    )?;
+                    let leaves = render::leaves(w.reader.schema(), &w.value);
+                    write!(out, "{}", render::table(&leaves))?;
+                }
+            }
+        }
+        out.flush()?;
+    }
+    match s.count {
+        Some(c) if seen < c => Err(Exit::about(
+            NEGATIVE,
+            path,
+            format!(
+                "timed out after {}: saw {seen} of {c} new versions",
+                render::duration(start.elapsed())
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The pid of the writer holding the lock. A writer takes the lock and then records its pid, so
+/// right after a new writer appears the old pid may still be there: give it a few ms.
+fn current_pid(w: &Watched) -> Option<u32> {
+    let mut pid = w.reader.writer_pid();
+    if w.alive {
+        return pid;
+    }
+    for _ in 0..10 {
+        if pid != w.pid {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+        pid = w.reader.writer_pid();
+    }
+    pid
+}
+
+fn writer_event(
+    out: &mut impl Write,
+    json: bool,
+    what: &str,
+    pid: Option<u32>,
+) -> Result<(), Exit> {
+    if json {
+        let pid = pid.map_or("null".to_string(), |p| p.to_string());
+        writeln!(out, "{{\"event\":\"writer_{what}\",\"pid\":{pid}}}")?;
+    } else {
+        let who = pid.map_or("writer".to_string(), |p| format!("writer pid {p}"));
+        writeln!(out, "{who} {what}")?;
+    }
+    Ok(())
+}
+
+/// The file now at `path`, if it is not the one being watched. A path briefly missing is
+/// retried on the next wake; a file that cannot be used ends the watch with its error.
+fn reopen(path: &Path, opts: &OpenOptions, w: &Watched) -> Result<Option<Watched>, Exit> {
+    match RawReader::open_with(path, opts) {
+        Ok(r) if r.header().nonce == w.reader.header().nonce => Ok(None),
+        Ok(_) => Watched::open(path, opts).map(Some),
+        Err(mapped_state::Error::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Prints a new version and the fields whose displayed value changed.
+fn report_change(
+    out: &mut impl Write,
+    json: bool,
+    w: &Watched,
+    new: &Value,
+    version: u64,
+) -> Result<(), Exit> {
+    let ty = w.reader.schema();
+    let (old_leaves, new_leaves) = (render::leaves(ty, &w.value), render::leaves(ty, new));
+    // Compared as displayed, so a NaN that stays NaN is unchanged and -0.0 vs 0.0 is a change.
+    let changed: Vec<_> = old_leaves
+        .iter()
+        .zip(&new_leaves)
+        .filter(|(a, b)| a.value.to_string() != b.value.to_string())
+        .collect();
+    let not_seen = version.saturating_sub(w.version).saturating_sub(1);
+    if json {
+        let mut s =
+            format!("{{\"event\":\"version\",\"version\":{version},\"not_seen\":{not_seen}");
+        s.push_str(",\"changes\":{");
+        for (i, (a, b)) in changed.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            render::json_str(&a.path, &mut s);
+            s.push_str(":{\"old\":");
+            render::json(a.value, &mut s);
+            s.push_str(",\"new\":");
+            render::json(b.value, &mut s);
+            s.push('}');
+        }
+        s.push('}');
+        s.push_str(&json_state(&w.reader, version, w.pid, w.alive));
+        s.push_str(",\"value\":");
+        render::json(new, &mut s);
+        s.push('}');
+        writeln!(out, "{s}")?;
+        return Ok(());
+    }
+    let gap = match not_seen {
+        0 => String::new(),
+        1 => " (1 version in between not seen)".into(),
+        n => format!(" ({n} versions in between not seen)"),
+    };
+    if changed.is_empty() {
+        writeln!(out, "version {version}{gap}: no field changed")?;
+        return Ok(());
+    }
+    writeln!(out, "version {version}{gap}:")?;
+    for (a, b) in changed {
+        writeln!(out, "  {}: {} -> {}", a.path, a.value, b.value)?;
+    }
+    Ok(())
+}
+
+/// A JSON event carrying the whole file state: `start` and `reopened`.
+fn json_full(event: &str, w: &Watched) -> String {
+    let r = &w.reader;
+    let mut s = format!("{{\"event\":\"{event}\",\"file\":");
+    render::json_str(&r.path().display().to_string(), &mut s);
+    s.push_str(",\"schema\":{\"name\":");
+    render::json_str(&r.schema().name(), &mut s);
+    s.push_str(&format!(",\"hash\":\"{:#018x}\"}}", r.header().schema_hash));
+    s.push_str(&json_state(r, w.version, w.pid, w.alive));
+    s.push_str(",\"value\":");
+    render::json(&w.value, &mut s);
+    s.push('}');
+    s
+}

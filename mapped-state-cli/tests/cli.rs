@@ -1,0 +1,680 @@
+//! End-to-end tests of the `mapped-state` binary: files written by a `Writer` in this process are
+//! inspected, checked, diffed and watched by the CLI in another process; corrupted and garbage
+//! files must give one-line errors and the documented exit codes, never a panic.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+
+use mapped_state::{CreateOptions, FixedStr, MappedState, Writer};
+
+mod telemetry;
+use telemetry::{Limits, Mode, Telemetry};
+
+/// A scratch directory removed when the test ends.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("ms-cli-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// 2^53 + 1: the first integer a double cannot hold, to show JSON integers stay exact.
+const BIG: u64 = (1 << 53) + 1;
+
+fn sample() -> Telemetry {
+    Telemetry {
+        rpm: 3100,
+        temperature_c: 81.5,
+        uptime_s: BIG,
+        mode: Mode::Running,
+        healthy: true,
+        grade: 'B',
+        samples: [0.5, 1.5, 2.5, 3.5, -4.25, 5.0, 0.1, 7.75],
+        limits: Limits {
+            min_rpm: 800,
+            max_rpm: 7200,
+        },
+        label: FixedStr::new("engine-1").unwrap(),
+    }
+}
+
+fn cli() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mapped-state"))
+}
+
+fn run(args: &[&str]) -> Output {
+    cli().args(args).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The failure contract: the expected exit code (so not a panic's 101), nothing on stdout, and
+/// exactly one stderr line `mapped-state: <file>: ...` that contains every one of `words`.
+fn assert_fails(o: &Output, code: i32, file: &Path, words: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
+    assert_eq!(stdout(o), "", "stdout of a failure");
+    assert_eq!(err.lines().count(), 1, "one-line error: {err:?}");
+    let prefix = format!("mapped-state: {}: ", file.display());
+    assert!(
+        err.starts_with(&prefix),
+        "{err:?} should start with {prefix:?}"
+    );
+    for w in words {
+        assert!(err.contains(w), "{err:?} should mention {w:?}");
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The line of `text` that mentions field `name` (first column), for per-field assertions.
+fn field_line<'a>(text: &'a str, name: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("no line for field `{name}` in:\n{text}"))
+}
+
+#[test]
+fn inspect_prints_header_writer_and_every_field() {
+    let dir = Scratch::new("inspect");
+    let path = dir.path("engine.state");
+    let mut w = Writer::<Telemetry>::create(&path, &sample()).unwrap();
+    w.publish(&sample());
+    let o = run(&["inspect", s(&path)]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    println!("{out}");
+
+    let header = [
+        ("file", s(&path).to_string()),
+        ("format", "version 1".into()),
+        (
+            "schema",
+            format!("Telemetry (hash {:#018x})", Telemetry::SCHEMA_HASH),
+        ),
+        ("payload", format!("{} bytes", Telemetry::TYPE.size)),
+        ("writer", format!("pid {}, alive", std::process::id())),
+        ("version", "1, committed ".into()),
+    ];
+    for (key, want) in header {
+        let line = field_line(&out, key);
+        assert!(
+            line.contains(&want),
+            "{key}: {line:?} should contain {want:?}"
+        );
+    }
+    let fields = [
+        ("rpm", "u32", "3100"),
+        ("temperature_c", "f32", "81.5"),
+        ("uptime_s", "u64", "9007199254740993"),
+        ("mode", "Mode", "Running"),
+        ("healthy", "bool", "true"),
+        ("grade", "char", "'B'"),
+        (
+            "samples",
+            "[f32; 8]",
+            "[0.5, 1.5, 2.5, 3.5, -4.25, 5.0, 0.1, 7.75]",
+        ),
+        ("limits.min_rpm", "u32", "800"),
+        ("limits.max_rpm", "u32", "7200"),
+        ("label", "FixedStr<32>", "\"engine-1\""),
+    ];
+    for (name, ty, value) in fields {
+        let line = field_line(&out, name);
+        let rest: Vec<&str> = line.split_whitespace().skip(1).collect();
+        assert_eq!(
+            rest.join(" "),
+            format!("{ty} {value}"),
+            "line of `{name}`: {line:?}"
+        );
+    }
+}
+
+#[test]
+fn inspect_json_holds_the_same_values() {
+    let dir = Scratch::new("json");
+    let path = dir.path("engine.state");
+    let _w = Writer::<Telemetry>::create(&path, &sample()).unwrap();
+    let o = run(&["inspect", "--json", s(&path)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(out.lines().count(), 1, "one object on one line: {out}");
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["file"], s(&path));
+    assert_eq!(j["format_version"], 1);
+    assert_eq!(j["schema"]["name"], "Telemetry");
+    assert_eq!(
+        j["schema"]["hash"],
+        format!("{:#018x}", Telemetry::SCHEMA_HASH)
+    );
+    assert_eq!(j["writer"]["pid"], std::process::id());
+    assert_eq!(j["writer"]["alive"], true);
+    assert_eq!(j["version"], 0);
+    assert_eq!(j["superseded"], false);
+    let v = &j["value"];
+    assert_eq!(v["rpm"], 3100);
+    assert_eq!(v["temperature_c"], 81.5);
+    // Exact beyond 2^53: read as u64, not through a double.
+    assert_eq!(v["uptime_s"].as_u64(), Some(BIG));
+    assert_eq!(v["mode"], "Running");
+    assert_eq!(v["healthy"], true);
+    assert_eq!(v["grade"], "B");
+    let samples: Vec<f64> = v["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    // f32 values printed in their shortest form: 0.1f32 reads back as the double 0.1.
+    assert_eq!(samples, [0.5, 1.5, 2.5, 3.5, -4.25, 5.0, 0.1, 7.75]);
+    assert_eq!(v["limits"]["min_rpm"], 800);
+    assert_eq!(v["limits"]["max_rpm"], 7200);
+    assert_eq!(v["label"], "engine-1");
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys.len(), 9, "{keys:?}");
+}
+
+#[test]
+fn check_accepts_a_good_file_and_its_schema_hash() {
+    let dir = Scratch::new("check-ok");
+    let path = dir.path("engine.state");
+    let _w = Writer::<Telemetry>::create(&path, &sample()).unwrap();
+    let o = run(&["check", s(&path)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains(": ok: Telemetry"), "{}", stdout(&o));
+
+    let hash = format!("{:#018x}", Telemetry::SCHEMA_HASH);
+    let o = run(&["check", "-q", "--schema-hash", &hash, s(&path)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+
+    let wrong = format!("{:x}", Telemetry::SCHEMA_HASH ^ 1);
+    let o = run(&["check", "--schema-hash", &wrong, s(&path)]);
+    assert_fails(&o, 1, &path, &["schema hash is", &hash, "expected"]);
+}
+
+/// A copy of `src` with `edit` applied, mode 0600 (readers refuse group-writable files, and the
+/// umask may not be 022).
+fn corrupted_copy(src: &Path, dst: &Path, edit: impl FnOnce(&mut Vec<u8>)) {
+    let mut bytes = std::fs::read(src).unwrap();
+    edit(&mut bytes);
+    std::fs::write(dst, &bytes).unwrap();
+    std::fs::set_permissions(dst, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[test]
+fn check_rejects_a_corrupt_header_and_an_invalid_bool_in_one_line() {
+    let dir = Scratch::new("check-bad");
+    let good = dir.path("good.state");
+    drop(Writer::<Telemetry>::create(&good, &sample()).unwrap());
+
+    // Byte 41 is inside `payload_align` (offset 40): 8 becomes 0x4008, not a power of two.
+    let bad_header = dir.path("header.state");
+    corrupted_copy(&good, &bad_header, |b| b[41] ^= 0x40);
+    let o = run(&["check", s(&bad_header)]);
+    assert_fails(
+        &o,
+        1,
+        &bad_header,
+        &["corrupt header", "`payload_align` at byte 40", "16392"],
+    );
+
+    // `healthy` (payload byte 17) set to 2 in both payload copies.
+    let stride = Telemetry::TYPE.size.div_ceil(64) * 64;
+    let bad_bool = dir.path("bool.state");
+    corrupted_copy(&good, &bad_bool, |b| {
+        b[256 + 17] = 2;
+        b[256 + stride + 17] = 2;
+    });
+    for cmd in ["check", "inspect", "watch"] {
+        let o = run(&[cmd, s(&bad_bool)]);
+        assert_fails(
+            &o,
+            1,
+            &bad_bool,
+            &[
+                "invalid value",
+                "`healthy`",
+                "byte 17",
+                "[02]",
+                "bool (0 or 1)",
+            ],
+        );
+    }
+}
+
+#[test]
+fn no_byte_flip_makes_the_cli_panic() {
+    let dir = Scratch::new("flips");
+    let good = dir.path("good.state");
+    drop(Writer::<Telemetry>::create(&good, &sample()).unwrap());
+    let len = std::fs::metadata(&good).unwrap().len() as usize;
+    let flipped = dir.path("flipped.state");
+    let (mut valid, mut invalid) = (0, 0);
+    for at in 0..len {
+        corrupted_copy(&good, &flipped, |b| b[at] ^= 0xff);
+        let o = run(&["check", "-q", s(&flipped)]);
+        match o.status.code() {
+            Some(0) => {
+                assert_eq!(stderr(&o), "");
+                valid += 1;
+            }
+            Some(1) => {
+                assert_fails(&o, 1, &flipped, &[]);
+                invalid += 1;
+            }
+            other => panic!("byte {at}: exit {other:?}, stderr {}", stderr(&o)),
+        }
+    }
+    // Every header and manifest byte is checked; payload bytes of numbers are always valid.
+    assert!(invalid >= 128, "{invalid} invalid of {len}");
+    assert!(
+        valid > 0,
+        "some flips (numbers, padding) leave a valid file"
+    );
+}
+
+#[test]
+fn garbage_files_fail_with_one_line_and_the_documented_code() {
+    let dir = Scratch::new("garbage");
+    let empty = dir.path("empty.state");
+    std::fs::write(&empty, b"").unwrap();
+    std::fs::set_permissions(&empty, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let random = dir.path("random.state");
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let bytes: Vec<u8> = (0..4096)
+        .map(|_| {
+            // xorshift64: deterministic noise, so a failure reproduces.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(&random, &bytes).unwrap();
+    std::fs::set_permissions(&random, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let magic = dir.path("magic.state");
+    let mut m = b"MAPSTATE".to_vec();
+    m.extend_from_slice(&bytes[..500]);
+    std::fs::write(&magic, &m).unwrap();
+    std::fs::set_permissions(&magic, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let good = dir.path("good.state");
+    drop(Writer::<Telemetry>::create(&good, &sample()).unwrap());
+    let truncated = dir.path("truncated.state");
+    corrupted_copy(&good, &truncated, |b| b.truncate(300));
+    let subdir = dir.path("a-directory");
+    std::fs::create_dir(&subdir).unwrap();
+    let missing = dir.path("missing.state");
+    let shared = dir.path("shared.state");
+    std::fs::copy(&good, &shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o666)).unwrap();
+
+    let cases: [(&Path, i32, &[&str]); 7] = [
+        (&empty, 1, &["not a mapped-state file"]),
+        (&random, 1, &["not a mapped-state file"]),
+        (&magic, 1, &["corrupt header"]),
+        (&truncated, 1, &["truncated"]),
+        (&subdir, 3, &["not a regular file"]),
+        (&missing, 3, &["open", "No such file"]),
+        (&shared, 3, &["666", "--allow-shared-writable"]),
+    ];
+    for (path, code, words) in cases {
+        for args in [
+            &["inspect", s(path)][..],
+            &["check", s(path)],
+            &["watch", s(path), "--timeout", "1"],
+        ] {
+            assert_fails(&run(args), code, path, words);
+        }
+        let o = run(&["diff", s(&good), s(path)]);
+        assert_fails(&o, code, path, words);
+    }
+    let o = run(&["check", "--allow-shared-writable", s(&shared)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_documents_exit_codes_and_json() {
+    let o = run(&["inspect"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(&["watch", "x", "--timeout", "soon"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("not a number of seconds"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["check", "x", "--schema-hash", "nope"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(&["inspect", "--help"]);
+    assert!(o.status.success());
+    let help = stdout(&o);
+    for w in [
+        "Exit codes:",
+        "u128, i128",
+        "decimal strings",
+        "2^53",
+        "\"NaN\"",
+    ] {
+        assert!(
+            help.contains(w),
+            "inspect --help should mention {w:?}:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn diff_lists_schema_differences() {
+    let dir = Scratch::new("diff");
+    let a = dir.path("a.state");
+    let b = dir.path("b.state");
+    let c = dir.path("c.state");
+    drop(Writer::<Telemetry>::create(&a, &sample()).unwrap());
+    drop(Writer::<Telemetry>::create(&b, &sample()).unwrap());
+    drop(Writer::<[u64; 3]>::create(&c, &[1, 2, 3]).unwrap());
+    let o = run(&["diff", s(&a), s(&b)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("same schema: Telemetry"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(&["diff", s(&a), s(&c)]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    let out = stdout(&o);
+    for w in [
+        "Telemetry",
+        "[u64; 3]",
+        "rpm: removed",
+        "label: removed",
+        "value: added",
+    ] {
+        assert!(out.contains(w), "diff should mention {w:?}:\n{out}");
+    }
+}
+
+#[test]
+fn inspect_shows_a_top_level_array_as_one_value() {
+    let dir = Scratch::new("array");
+    let path = dir.path("a.state");
+    drop(Writer::<[u64; 3]>::create(&path, &[1, u64::MAX, 3]).unwrap());
+    let o = run(&["inspect", s(&path)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let line = field_line(&out, "value");
+    assert!(line.contains("[1, 18446744073709551615, 3]"), "{line}");
+    assert!(field_line(&out, "writer").contains("exited"), "{out}");
+}
+
+/// A running `watch` whose stdout is read line by line. The CLI's `--timeout` bounds it; the
+/// guard kills it if the test fails first.
+struct Watch {
+    child: Child,
+    out: BufReader<ChildStdout>,
+}
+
+impl Watch {
+    fn spawn(path: &Path, extra: &[&str]) -> Self {
+        let mut child = cli()
+            .args(["watch", s(path)])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        Watch { child, out }
+    }
+
+    /// The next line, or `None` at the end of output.
+    fn line(&mut self) -> Option<String> {
+        let mut l = String::new();
+        match self.out.read_line(&mut l).unwrap() {
+            0 => None,
+            _ => Some(l),
+        }
+    }
+
+    /// Lines up to and including the first that contains `want`; panics with all lines read
+    /// if the output ends first (the watch timed out).
+    fn until(&mut self, want: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        while let Some(l) = self.line() {
+            let done = l.contains(want);
+            seen.push(l);
+            if done {
+                return seen;
+            }
+        }
+        panic!("watch ended without {want:?}; printed {seen:?}");
+    }
+
+    /// The rest of stdout, stderr and the exit code.
+    fn finish(mut self) -> (String, String, Option<i32>) {
+        let mut rest = String::new();
+        self.out.read_to_string(&mut rest).unwrap();
+        let mut err = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        let code = self.child.wait().unwrap().code();
+        (rest, err, code)
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn watch_prints_a_change_made_by_another_process() {
+    let dir = Scratch::new("watch");
+    let path = dir.path("engine.state");
+    let mut w = Writer::<Telemetry>::create(&path, &sample()).unwrap();
+    let mut watch = Watch::spawn(&path, &["--count", "1", "--timeout", "20"]);
+    let first = watch.line().unwrap();
+    assert!(first.starts_with("watching "), "{first}");
+    assert!(
+        first.contains("Telemetry") && first.contains("version 0"),
+        "{first}"
+    );
+    // The first line is printed once the watch is armed: this commit cannot be missed.
+    w.update(|t| {
+        t.rpm = 4200;
+        t.mode = Mode::Fault;
+    });
+    let (rest, err, code) = watch.finish();
+    assert_eq!(code, Some(0), "stderr {err}, stdout {rest}");
+    assert_eq!(
+        rest,
+        "version 1:\n  rpm: 3100 -> 4200\n  mode: Running -> Fault\n"
+    );
+}
+
+#[test]
+fn watch_json_prints_one_object_per_version() {
+    let dir = Scratch::new("watch-json");
+    let path = dir.path("engine.state");
+    let mut w = Writer::<Telemetry>::create(&path, &sample()).unwrap();
+    let mut watch = Watch::spawn(&path, &["--json", "--count", "2", "--timeout", "20"]);
+    let start: serde_json::Value = serde_json::from_str(&watch.line().unwrap()).unwrap();
+    assert_eq!(start["event"], "start");
+    assert_eq!(start["value"]["label"], "engine-1");
+    w.update(|t| t.limits.max_rpm = 7500);
+    let v1: serde_json::Value = serde_json::from_str(&watch.line().unwrap()).unwrap();
+    w.update(|t| t.label = FixedStr::new("renamed").unwrap());
+    let (rest, err, code) = watch.finish();
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(v1["event"], "version");
+    assert_eq!(v1["version"], 1);
+    assert_eq!(
+        v1["changes"],
+        serde_json::json!({"limits.max_rpm": {"old": 7200, "new": 7500}})
+    );
+    assert_eq!(v1["value"]["limits"]["max_rpm"], 7500);
+    let v2: serde_json::Value = serde_json::from_str(rest.trim_end()).unwrap();
+    assert_eq!(v2["version"], 2);
+    assert_eq!(
+        v2["changes"],
+        serde_json::json!({"label": {"old": "engine-1", "new": "renamed"}})
+    );
+}
+
+#[test]
+fn watch_times_out_with_code_4_when_count_is_not_reached() {
+    let dir = Scratch::new("watch-timeout");
+    let path = dir.path("engine.state");
+    let _w = Writer::<Telemetry>::create(&path, &sample()).unwrap();
+    let o = run(&["watch", s(&path), "--count", "1", "--timeout", "0.3"]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("watching "));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("timed out") && err.contains("saw 0 of 1 new versions"),
+        "{err}"
+    );
+    let o = run(&["watch", s(&path), "--timeout", "0.2"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+/// Environment variable that turns `child_writer` into a writer process for the file it names.
+const CHILD_PATH: &str = "MS_CLI_CHILD_WRITER_PATH";
+
+/// Run as a child process by `watch_reports_writer_exit_and_follows_a_replacement` (an empty
+/// test otherwise): creates the file, or takes it over if it exists, says `ready`, and holds
+/// it until its stdin closes.
+#[test]
+fn child_writer() {
+    let Some(path) = std::env::var_os(CHILD_PATH) else {
+        return;
+    };
+    let _w = if Path::new(&path).exists() {
+        Writer::<Telemetry>::open(&path).unwrap()
+    } else {
+        Writer::<Telemetry>::create(&path, &sample()).unwrap()
+    };
+    println!("MS-CHILD ready");
+    let mut sink = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut sink);
+}
+
+/// A `child_writer` process holding `path`; it exits when dropped or `exit`ed. Its stdout is
+/// kept open so the harness can print its summary.
+struct ChildWriter {
+    child: Child,
+    _out: BufReader<ChildStdout>,
+}
+
+impl ChildWriter {
+    fn start(path: &Path) -> Self {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_writer", "--nocapture", "--test-threads=1"])
+            .env(CHILD_PATH, path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut l = String::new();
+        while !l.contains("MS-CHILD ready") {
+            l.clear();
+            assert_ne!(
+                out.read_line(&mut l).unwrap(),
+                0,
+                "child writer ended early"
+            );
+        }
+        ChildWriter { child, _out: out }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn exit(mut self) {
+        drop(self.child.stdin.take());
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
+impl Drop for ChildWriter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn watch_reports_writer_exit_and_follows_a_replacement() {
+    let dir = Scratch::new("watch-replace");
+    let path = dir.path("engine.state");
+    // Writers are other processes that exit, as in production. (A writer in this process
+    // would leave a live pid in the file, and a writer replacing the file would then refuse
+    // to wait out the CLI's brief liveness probe on the lock.)
+    let first_writer = ChildWriter::start(&path);
+    let first_pid = first_writer.pid();
+    let mut watch = Watch::spawn(&path, &["--timeout", "20"]);
+    let first = watch.line().unwrap();
+    assert!(
+        first.contains(&format!("pid {first_pid}, alive")),
+        "{first}"
+    );
+    first_writer.exit();
+    let lines = watch.until("exited");
+    assert_eq!(lines.concat(), format!("writer pid {first_pid} exited\n"));
+
+    let second_writer = ChildWriter::start(&path);
+    let second_pid = second_writer.pid();
+    let lines = watch.until("started");
+    assert_eq!(lines.concat(), format!("writer pid {second_pid} started\n"));
+    second_writer.exit();
+    let lines = watch.until("exited");
+    assert_eq!(lines.concat(), format!("writer pid {second_pid} exited\n"));
+
+    let mut next = sample();
+    next.label = FixedStr::new("replacement").unwrap();
+    let _w = Writer::<Telemetry>::create_with(&path, &next, &CreateOptions::new().replace(true))
+        .unwrap();
+    let lines = watch.until("reopened").concat();
+    assert!(
+        lines.starts_with("superseded: a newer file has replaced"),
+        "{lines}"
+    );
+    assert!(
+        lines.contains(&format!("writer pid {}, alive", std::process::id())),
+        "{lines}"
+    );
+    let table = watch.until("label").concat();
+    assert!(table.contains("\"replacement\""), "{table}");
+}
