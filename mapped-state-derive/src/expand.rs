@@ -73,17 +73,17 @@ fn pins(ty: &Ident, attrs: &ContainerAttrs, p: &TokenStream) -> TokenStream {
         let head = lit(&format!("{shown} has schema hash "));
         out.extend(quote_spanned! {lit_tok.span()=>
             const _: () = {
-                let actual = <#ty as #p::MappedState>::SCHEMA_HASH;
-                if actual != #pinned {
-                    let msg = #p::ConstMsg::new()
+                let __actual = <#ty as #p::MappedState>::SCHEMA_HASH;
+                if __actual != #pinned {
+                    let __msg = #p::ConstMsg::new()
                         .str(#head)
-                        .hex(actual)
+                        .hex(__actual)
                         .str(", not the pinned ")
                         .hex(#pinned)
                         .str(": its layout or a name changed; if that is intended, pin `schema_hash = ")
-                        .hex(actual)
+                        .hex(__actual)
                         .str("` (files written with the old layout will no longer open as this type)");
-                    ::core::panic!("{}", msg.as_str());
+                    ::core::panic!("{}", __msg.as_str());
                 }
             };
         });
@@ -92,17 +92,17 @@ fn pins(ty: &Ident, attrs: &ContainerAttrs, p: &TokenStream) -> TokenStream {
         let head = lit(&format!("{shown} is "));
         out.extend(quote_spanned! {lit_tok.span()=>
             const _: () = {
-                let actual = <#ty as #p::MappedState>::TYPE.size;
-                if actual != #pinned {
-                    let msg = #p::ConstMsg::new()
+                let __actual = <#ty as #p::MappedState>::TYPE.size;
+                if __actual != #pinned {
+                    let __msg = #p::ConstMsg::new()
                         .str(#head)
-                        .num(actual)
+                        .num(__actual)
                         .str(" bytes in the file, not the pinned ")
                         .num(#pinned)
                         .str("; if the change is intended, pin `size = ")
-                        .num(actual)
+                        .num(__actual)
                         .str("`");
-                    ::core::panic!("{}", msg.as_str());
+                    ::core::panic!("{}", __msg.as_str());
                 }
             };
         });
@@ -113,8 +113,8 @@ fn pins(ty: &Ident, attrs: &ContainerAttrs, p: &TokenStream) -> TokenStream {
 /// Fails the build when the description cannot be encoded (names or sizes too large).
 fn check_type(p: &TokenStream) -> TokenStream {
     quote! {
-        const _: () = if let ::core::option::Option::Some(msg) = #p::check_type(&__TYPE) {
-            ::core::panic!("{}", msg)
+        const _: () = if let ::core::option::Option::Some(__msg) = #p::check_type(&__TYPE) {
+            ::core::panic!("{}", __msg)
         };
     }
 }
@@ -216,16 +216,16 @@ fn impl_struct(s: &Struct) -> TokenStream {
     let encode = s.fields.iter().enumerate().map(|(i, f)| {
         let (member, off, sz, m) = (f.ident, &offset[i], &size[i], &as_mapped[i]);
         // Each field writes only its own sub-slice of the zeroed buffer: padding stays zero.
-        quote!(#m::encode(&self.#member, &mut out[#off..#off + #sz]);)
+        quote!(#m::encode(&self.#member, &mut __out[#off..#off + #sz]);)
     });
     let decode = s.fields.iter().enumerate().map(|(i, f)| {
         let (member, off, sz, m) = (f.ident, &offset[i], &size[i], &as_mapped[i]);
         let name = lit(&f.name());
         quote! {
-            #member: match #m::decode(&bytes[#off..#off + #sz]) {
-                ::core::result::Result::Ok(value) => value,
-                ::core::result::Result::Err(err) => {
-                    return ::core::result::Result::Err(err.in_field(#name, #off))
+            #member: match #m::decode(&__bytes[#off..#off + #sz]) {
+                ::core::result::Result::Ok(__value) => __value,
+                ::core::result::Result::Err(__err) => {
+                    return ::core::result::Result::Err(__err.in_field(#name, #off))
                 }
             },
         }
@@ -248,11 +248,11 @@ fn impl_struct(s: &Struct) -> TokenStream {
             type ReadView = __MappedStateReadView;
             type WriteView = __MappedStateWriteView;
 
-            fn encode(&self, out: &mut [::core::primitive::u8]) {
+            fn encode(&self, __out: &mut [::core::primitive::u8]) {
                 #( #encode )*
             }
 
-            fn decode(bytes: &[::core::primitive::u8]) -> ::core::result::Result<Self, #p::DecodeError> {
+            fn decode(__bytes: &[::core::primitive::u8]) -> ::core::result::Result<Self, #p::DecodeError> {
                 ::core::result::Result::Ok(Self { #( #decode )* })
             }
         }
@@ -429,17 +429,17 @@ fn impl_enum(e: &Enum) -> TokenStream {
             type ReadView = #p::NoFields<#p::RawReader>;
             type WriteView = #p::NoFields<#p::RawWriter>;
 
-            fn encode(&self, out: &mut [::core::primitive::u8]) {
-                let discriminant: #repr_ty = match self {
+            fn encode(&self, __out: &mut [::core::primitive::u8]) {
+                let __discriminant: #repr_ty = match self {
                     #( Self::#variants => #disc, )*
                 };
-                <#repr_ty as #p::MappedState>::encode(&discriminant, out);
+                <#repr_ty as #p::MappedState>::encode(&__discriminant, __out);
             }
 
-            fn decode(bytes: &[::core::primitive::u8]) -> ::core::result::Result<Self, #p::DecodeError> {
-                match <#repr_ty as #p::Plain>::decode_plain(bytes) {
+            fn decode(__bytes: &[::core::primitive::u8]) -> ::core::result::Result<Self, #p::DecodeError> {
+                match <#repr_ty as #p::Plain>::decode_plain(__bytes) {
                     #( #disc => ::core::result::Result::Ok(Self::#variants), )*
-                    _ => ::core::result::Result::Err(#p::invalid_enum(bytes, &__ENUM)),
+                    _ => ::core::result::Result::Err(#p::invalid_enum(__bytes, &__ENUM)),
                 }
             }
         }
