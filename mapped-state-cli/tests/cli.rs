@@ -9,6 +9,8 @@ use std::process::{Child, ChildStdout, Command, Output, Stdio};
 
 use mapped_state::{CreateOptions, FixedStr, MappedState, Writer};
 
+/// The quickstart's types: the CLI is tested on the files a user's first program writes.
+#[path = "../../examples/shared/telemetry.rs"]
 mod telemetry;
 use telemetry::{Limits, Mode, Telemetry};
 
@@ -677,4 +679,63 @@ fn watch_reports_writer_exit_and_follows_a_replacement() {
     );
     let table = watch.until("label").concat();
     assert!(table.contains("\"replacement\""), "{table}");
+}
+
+/// A point of a track: arrays of structs are shown element by element.
+#[derive(MappedState, Clone, Copy, Debug, PartialEq)]
+struct Point {
+    x: i16,
+    ok: bool,
+}
+
+/// Wide integers and arrays of structs and enums.
+#[derive(MappedState, Clone, Copy, Debug, PartialEq)]
+struct Wide {
+    big: u128,
+    small: i128,
+    points: [Point; 2],
+    modes: [Mode; 2],
+}
+
+#[test]
+fn wide_integers_and_arrays_of_structs() {
+    let dir = Scratch::new("wide");
+    let path = dir.path("wide.state");
+    let value = Wide {
+        big: u128::MAX,
+        small: i128::MIN,
+        points: [Point { x: -7, ok: true }, Point { x: 9, ok: false }],
+        modes: [Mode::Idle, Mode::Fault],
+    };
+    drop(Writer::<Wide>::create(&path, &value).unwrap());
+
+    let o = run(&["inspect", s(&path)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for (name, rest) in [
+        ("big", "u128 340282366920938463463374607431768211455"),
+        ("small", "i128 -170141183460469231731687303715884105728"),
+        ("points[0].x", "i16 -7"),
+        ("points[0].ok", "bool true"),
+        ("points[1].x", "i16 9"),
+        ("points[1].ok", "bool false"),
+        ("modes", "[Mode; 2] [Idle, Fault]"),
+    ] {
+        let line = field_line(&out, name);
+        let got: Vec<&str> = line.split_whitespace().skip(1).collect();
+        assert_eq!(got.join(" "), rest, "{line:?}");
+    }
+
+    let o = run(&["inspect", "--json", s(&path)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        j["value"],
+        serde_json::json!({
+            "big": "340282366920938463463374607431768211455",
+            "small": "-170141183460469231731687303715884105728",
+            "points": [{"x": -7, "ok": true}, {"x": 9, "ok": false}],
+            "modes": ["Idle", "Fault"],
+        })
+    );
 }
