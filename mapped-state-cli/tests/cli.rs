@@ -267,6 +267,37 @@ fn check_rejects_a_corrupt_header_and_an_invalid_bool_in_one_line() {
             ],
         );
     }
+
+    // Each invalid value (bool, enum, char, string length, UTF-8) is reported by the CLI, which
+    // knows only the manifest, exactly as the typed reader reports it.
+    let cases: [(usize, &[u8], &str); 5] = [
+        (17, &[2], "`healthy`"),
+        (
+            16,
+            &[9],
+            "enum `Mode` (one of Idle = 0, Running = 1, Fault = 2)",
+        ),
+        (20, &0xD800u32.to_ne_bytes(), "`grade`"),
+        (64, &33u32.to_ne_bytes(), "string length at most 32"),
+        (69, &[0xC3], "UTF-8 text"),
+    ];
+    let bad = dir.path("bad.state");
+    for (at, bytes, word) in cases {
+        corrupted_copy(&good, &bad, |b| {
+            for copy in [256, 256 + stride] {
+                b[copy + at..copy + at + bytes.len()].copy_from_slice(bytes);
+            }
+        });
+        let typed = mapped_state::Reader::<Telemetry>::open(&bad)
+            .unwrap()
+            .load()
+            .unwrap_err()
+            .to_string();
+        assert!(typed.contains(word), "{typed}");
+        let o = run(&["check", s(&bad)]);
+        assert_fails(&o, 1, &bad, &[word]);
+        assert_eq!(stderr(&o), format!("mapped-state: {typed}\n"));
+    }
 }
 
 #[test]

@@ -193,18 +193,20 @@ fn discriminant(repr: Prim, b: &[u8]) -> Result<i64, DecodeError> {
     }
 }
 
-/// "a discriminant of `Mode` (0 = Idle, 1 = Running, 2 = Fault)", listing at most 8 variants.
+/// "enum `Mode` (one of Idle = 0, Running = 1, Fault = 2)", listing at most 16 variants: the
+/// derive's wording (`derive_support::invalid_enum`), so typed and untyped readers report a bad
+/// discriminant identically.
 fn enum_expectation(name: &str, variants: &[(String, i64)]) -> String {
-    const SHOWN: usize = 8;
+    const SHOWN: usize = 16;
     let mut list: Vec<String> = variants
         .iter()
         .take(SHOWN)
-        .map(|(n, v)| format!("{v} = {n}"))
+        .map(|(n, v)| format!("{n} = {v}"))
         .collect();
     if variants.len() > SHOWN {
         list.push(format!("... {} more", variants.len() - SHOWN));
     }
-    format!("a discriminant of `{name}` ({})", list.join(", "))
+    format!("enum `{name}` (one of {})", list.join(", "))
 }
 
 /// `FixedStr<cap>`: a `u32` length at most `cap`, then that many bytes of UTF-8.
@@ -416,7 +418,7 @@ mod tests {
                 &[3],
                 "mode",
                 18,
-                "a discriminant of `Mode` (0 = Idle, 1 = Running, 7 = Fault)",
+                "enum `Mode` (one of Idle = 0, Running = 1, Fault = 7)",
             ),
             (19, &[2], "ok", 19, "bool (0 or 1)"),
             (
