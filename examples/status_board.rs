@@ -111,7 +111,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::thread::sleep(Duration::from_millis(250));
         tick += 1;
         let served = 200 + rng.next() % 300;
-        let failed = u64::from(rng.next() % 40 == 0);
+        let failed = u64::from(rng.next().is_multiple_of(40));
         // One atomic commit: a reader never sees the new request count with the old error count.
         w.update(|s| {
             s.requests_total += served;
