@@ -56,6 +56,9 @@ impl CreateOptions {
 /// How long a starting writer retries the lock while the recorded writer is dead: a reader's
 /// liveness probe holds a shared lock for a few microseconds.
 const LOCK_RETRY: Duration = Duration::from_millis(200);
+/// How long a starting writer retries when the recorded writer is alive: long enough to outlast
+/// a reader's probe, short enough that a real conflict is reported at once.
+const LIVE_WRITER_GRACE: Duration = Duration::from_millis(5);
 
 /// The writer of a state file, with no Rust type attached. Holds the exclusive lock for its life.
 #[derive(Debug)]
@@ -100,9 +103,14 @@ fn lock_exclusive(path: &Path, file: &File) -> Result<(), Error> {
             Ok(()) => return Ok(()),
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(path, "lock", e)),
             Err(std::fs::TryLockError::WouldBlock) => {
+                // A reader's liveness probe holds a shared lock for microseconds: retry through
+                // it. Only a live writer other than this process is worth reporting quickly (this
+                // process may be reopening a file it wrote before, so its own pid is no proof).
                 let pid = recorded_pid(file);
-                let live = pid.is_some_and(crate::os::process_exists);
-                if live || start.elapsed() > LOCK_RETRY {
+                let live_other = pid
+                    .is_some_and(|p| p != std::process::id() && crate::os::process_exists(p));
+                let patience = if live_other { LIVE_WRITER_GRACE } else { LOCK_RETRY };
+                if start.elapsed() > patience {
                     return Err(Error::WriterActive {
                         path: path.to_owned(),
                         pid,
