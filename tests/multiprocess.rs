@@ -63,7 +63,7 @@ fn run_writer(path: &std::path::Path, millis: u64) {
     loop {
         c += 1;
         w.publish(&[c; WORDS]);
-        if c % 256 == 0 && (stop.exists() || Instant::now() >= deadline) {
+        if c.is_multiple_of(256) && (stop.exists() || Instant::now() >= deadline) {
             break;
         }
     }
