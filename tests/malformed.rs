@@ -807,7 +807,7 @@ fn create_refuses_an_existing_state_file_and_leaves_it_untouched() {
     assert!(matches!(e, Error::AlreadyExists { .. }), "{e:?}");
     let text = e.to_string();
     assert!(text.contains(&path.display().to_string()) && text.contains("already exists"));
-    // Even a different type, or a live writer, does not change that.
+    // Nor for a different type: `create` never replaces without being asked to.
     let e = Writer::<[u8; 3]>::create(&path, &[0; 3]).unwrap_err();
     assert!(matches!(e, Error::AlreadyExists { .. }), "{e:?}");
     assert_eq!(std::fs::read(&path).unwrap(), before);
