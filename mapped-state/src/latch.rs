@@ -6,8 +6,10 @@
 //! Encoding: `seq` counts half-commits. A commit of value `v` takes `seq` from `s` to `s + 2`;
 //! while `seq == t`, readers read `copy[t & 1]` and the writer writes `copy[(t & 1) ^ 1]`, so the
 //! copy being read is never the one being written. After a complete commit both copies hold `v`.
-//! The number of complete commits is `seq >> 1`. A writer that dies at any point leaves readers
-//! on a complete copy: the new value once `seq` reached `s + 2`, the old one before.
+//! The version, `seq >> 1`, counts commits. A writer that dies at any point leaves readers on a
+//! complete copy: the new value once `seq` reached `s + 2`, the old one before; `recover` then
+//! repairs the other copy (and completes a commit interrupted in its first step as a commit of
+//! the unchanged value, so that a version never names two values).
 //!
 //! Every payload access is a full 8-byte atomic access (`Relaxed`); ordering comes from the
 //! fences. A racy plain copy would be undefined behaviour (RFC 3301, Boehm 2012).
@@ -27,6 +29,10 @@ pub mod faults {
     pub const NO_VALIDATE: u8 = 8;
     /// Writer: write the copy readers are reading (parity ignored).
     pub const WRONG_COPY: u8 = 16;
+    /// Recovery: no release fence before repairing the copy readers are not reading.
+    pub const NO_RECOVER_FENCE: u8 = 32;
+    /// Recovery: leave an odd `seq` odd instead of completing the interrupted commit.
+    pub const NO_RECOVER_BUMP: u8 = 64;
 }
 
 /// A view of a latch: the sequence word and the two payload copies.
@@ -139,10 +145,25 @@ impl<'a> Latch<'a> {
 
     /// `commit` with protocol parts removed, for the loom negative controls.
     #[doc(hidden)]
-    pub fn commit_faulty<const F: u8>(&self, mut write: impl FnMut(&[AtomicU64])) -> u64 {
+    pub fn commit_faulty<const F: u8>(&self, write: impl FnMut(&[AtomicU64])) -> u64 {
+        self.commit_steps::<F>(2, write)
+    }
+
+    /// What a writer killed in the middle of `commit` leaves behind: only the first `halves`
+    /// (0, 1 or 2) of its two steps run, and `write` may store only some of the words in the
+    /// last one. For the loom model of recovery; returns the sequence value left in the file.
+    #[doc(hidden)]
+    pub fn commit_interrupted(&self, halves: usize, write: impl FnMut(&[AtomicU64])) -> u64 {
+        self.commit_steps::<0>(halves.min(2), write)
+    }
+
+    fn commit_steps<const F: u8>(&self, halves: usize, mut write: impl FnMut(&[AtomicU64])) -> u64 {
         // Relaxed: only this writer stores `seq`.
         let s = self.seq.load(Ordering::Relaxed);
-        for t in [s.wrapping_add(1), s.wrapping_add(2)] {
+        for t in [s.wrapping_add(1), s.wrapping_add(2)]
+            .into_iter()
+            .take(halves)
+        {
             // Release: the words written into `copy[t & 1]` in the previous step (or the previous
             // commit) are visible to a reader that loads `t` and then fences.
             self.seq.store(t, Ordering::Release);
@@ -158,19 +179,44 @@ impl<'a> Latch<'a> {
             };
             write(self.copies[target as usize]);
         }
-        s.wrapping_add(2)
+        s.wrapping_add(halves as u64)
     }
 
     /// After a writer died mid-commit: makes the copy readers are not reading equal to the one
-    /// they are, so both hold the last committed value again. Only the single writer may call it.
+    /// they are, so both hold the last committed value again, and completes an interrupted
+    /// commit's version. Only the single writer may call it, before its first commit.
+    ///
+    /// A writer killed in its first step leaves `seq` odd: readers read the old value, and the
+    /// other copy is half-written. Without the bump below, the next commit's first step would
+    /// expose the repaired old value at version `(s + 1) >> 1` and its second step the new value
+    /// under that same version, so one version would name two values (and a waiter that woke
+    /// on the first would miss the second). Bumping `seq` to even makes the interrupted commit
+    /// count as a commit of the unchanged value; every commit then starts from an even `seq`.
     pub fn recover(&self) {
+        self.recover_faulty::<0>();
+    }
+
+    /// `recover` with protocol parts removed, for the loom negative controls.
+    #[doc(hidden)]
+    pub fn recover_faulty<const F: u8>(&self) {
         // Relaxed: only the writer (us, holding the lock) stores `seq`.
         let s = self.seq.load(Ordering::Relaxed);
         let src = self.copies[(s & 1) as usize];
         let dst = self.copies[((s & 1) ^ 1) as usize];
+        if F & faults::NO_RECOVER_FENCE == 0 {
+            // As in `commit`: a reader still validating an older `seq` that sees one of the
+            // stores below (and fences) must also see `s`, which the dead writer stored before
+            // it began writing `dst`; this process's own stores are not ordered after `s` by
+            // the dead writer's fence, so we need our own.
+            fence(Ordering::Release);
+        }
         for (d, w) in dst.iter().zip(src) {
             // Readers read only `src` while `seq == s`; nobody else writes either copy.
             d.store(w.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        if s & 1 == 1 && F & faults::NO_RECOVER_BUMP == 0 {
+            // Release: a reader that loads `s + 1` reads `dst`, repaired above.
+            self.seq.store(s.wrapping_add(1), Ordering::Release);
         }
     }
 }
@@ -226,8 +272,35 @@ mod tests {
         let latch = Latch::new(&seq, &a, &b);
         latch.recover();
         assert!(a.iter().all(|w| w.load(Ordering::Relaxed) == 7));
+        // The interrupted commit completes as a commit of the unchanged value: readers now
+        // read the repaired copy 0 under version 2, and the next commit starts from even.
         let mut out = [0u8; 16];
-        assert_eq!(latch.try_read(0, &mut out), Some(3));
+        assert_eq!(latch.try_read(0, &mut out), Some(4));
         assert!(out.chunks(8).all(|c| c == 7u64.to_ne_bytes()));
+        assert_eq!(latch.commit(|c| c[0].store(8, Ordering::Relaxed)), 6);
+        assert_eq!(latch.try_read(0, &mut out), Some(6));
+        assert_eq!(out[..8], 8u64.to_ne_bytes());
+        assert_eq!(out[8..], 7u64.to_ne_bytes());
+    }
+
+    #[test]
+    fn recover_after_a_death_in_the_second_step_keeps_the_new_value() {
+        let (seq, a, b) = heap(2);
+        let latch = Latch::new(&seq, &a, &b);
+        latch.commit(|c| c.iter().for_each(|w| w.store(1, Ordering::Relaxed)));
+        // Killed after `seq` reached 4 with copy 1 half-written: readers already read the new
+        // value from copy 0, so recovery must keep it.
+        let left = latch.commit_interrupted(2, {
+            let mut step = 0;
+            move |c: &[AtomicU64]| {
+                let n = if step == 0 { c.len() } else { 1 };
+                c[..n].iter().for_each(|w| w.store(2, Ordering::Relaxed));
+                step += 1;
+            }
+        });
+        assert_eq!(left, 4);
+        latch.recover();
+        assert_eq!(seq.load(Ordering::Relaxed), 4);
+        assert!(a.iter().chain(&b).all(|w| w.load(Ordering::Relaxed) == 2));
     }
 }
