@@ -182,6 +182,19 @@ pub enum Error {
         source: DecodeError,
     },
 
+    /// A reader waiting for updates found that no writer holds the file any more (it exited or
+    /// was killed), so no update can come until a new writer opens it; or the file was replaced
+    /// at its path by a newer one (`superseded`), which will never change again.
+    #[error("{path}: {}", gone_message(*pid, *superseded))]
+    WriterGone {
+        /// The file.
+        path: PathBuf,
+        /// The pid of the last writer, as recorded in the control block.
+        pid: Option<u32>,
+        /// Whether the file was superseded (replaced at its path) rather than just abandoned.
+        superseded: bool,
+    },
+
     /// The type cannot be stored (its payload is empty or too large for format v1).
     #[error("{path}: type `{name}` cannot be stored: {reason}")]
     UnsupportedType {
@@ -202,6 +215,15 @@ fn format_diff(diff: &[String]) -> String {
     }
 }
 
+fn gone_message(pid: Option<u32>, superseded: bool) -> String {
+    if superseded {
+        return "superseded by a newer file at the same path; reopen it by path to follow the new one"
+            .to_owned();
+    }
+    let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+    format!("the writer{who} is gone: no process holds the file, so no update can come until a writer opens it again")
+}
+
 impl Error {
     /// The file the error is about.
     pub fn path(&self) -> &std::path::Path {
@@ -219,6 +241,7 @@ impl Error {
             | Error::Insecure { path, .. }
             | Error::Contended { path, .. }
             | Error::InvalidValue { path, .. }
+            | Error::WriterGone { path, .. }
             | Error::UnsupportedType { path, .. } => path,
         }
     }

@@ -77,12 +77,20 @@ pub mod off {
     pub const WRITER_PID: usize = 144;
     /// Control block: `u64` time of the last commit, nanoseconds since the Unix epoch.
     pub const COMMIT_TIME: usize = 152;
-    /// Control block: `u32` waiter hint (reserved, zero in v1).
-    pub const RESERVED_CONTROL: usize = 160;
+    /// Control block: `u64` wake deadline, nanoseconds since the Unix epoch: a writer that
+    /// coalesces wakes may commit without waking waiters until this time, and waiters cap their
+    /// sleep at it. Zero (or past) means every commit wakes. Readers ignore a deadline more than
+    /// [`MAX_WAKE_WINDOW_NS`](super::MAX_WAKE_WINDOW_NS) ahead (a clock that jumped back).
+    pub const WAKE_DEADLINE: usize = 160;
+    /// Control block: 24 reserved bytes, zero in v1.
+    pub const RESERVED_CONTROL: usize = 168;
 }
 
 /// Control-block flag: a newer file has replaced this one at its path; reopen by path.
 pub const FLAG_SUPERSEDED: u32 = 1;
+
+/// Longest a writer may delay a wake (`off::WAKE_DEADLINE`): 1 s.
+pub const MAX_WAKE_WINDOW_NS: u64 = 1_000_000_000;
 
 /// The validated contents of a header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -70,6 +70,8 @@ pub mod schema;
 #[cfg(not(loom))]
 mod state;
 #[cfg(not(loom))]
+mod updates;
+#[cfg(not(loom))]
 mod view;
 #[cfg(not(loom))]
 mod writer;
@@ -83,6 +85,7 @@ pub use crate::{
     raw_writer::{CreateOptions, RawWriter},
     reader::Reader,
     state::{DecodeError, MappedState, Plain},
+    updates::{Update, Updates, WakePolicy},
     view::{NoFields, ReadView, WriteView},
     writer::Writer,
 };

@@ -131,6 +131,11 @@ impl Mapping {
         self.u32_at(off::NOTIFY)
     }
 
+    /// Until when the writer may commit without waking waiters (`off::WAKE_DEADLINE`).
+    pub(crate) fn wake_deadline(&self) -> &AtomicU64 {
+        self.u64_at(off::WAKE_DEADLINE)
+    }
+
     /// The state flags (`FLAG_SUPERSEDED`).
     pub(crate) fn flags(&self) -> &AtomicU32 {
         self.u32_at(off::FLAGS)

@@ -91,10 +91,55 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub(crate) fn futex_wake_all(_word: &AtomicU32) {}
 
-/// No cross-process futex here: sleep a slice of the timeout and let the caller re-check.
+/// No cross-process futex here: watch the word with `poll_wait`.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) fn futex_wait(_word: &AtomicU32, _expected: u32, timeout: Duration) {
-    std::thread::sleep(timeout.min(Duration::from_millis(1)));
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+    poll_wait(word, expected, timeout);
+}
+
+/// Longest nap of `poll_wait`: bounds the wake latency where there is no futex, at the cost of
+/// at most 200 wake-ups a second per idle waiter.
+pub(crate) const POLL_MAX_NAP: Duration = Duration::from_millis(5);
+
+/// Watches `word` until it differs from `expected` or `timeout` passes, without any way to be
+/// woken: spins briefly (a commit already under way lands within nanoseconds), then yields (a
+/// writer descheduled on this core gets to finish), then sleeps with exponential backoff from
+/// 50 µs up to `POLL_MAX_NAP`. The futex fallback where there is no cross-process futex; built on
+/// every target so it is compiled and tested on Linux too.
+#[cfg_attr(any(target_os = "linux", target_os = "android"), allow(dead_code))]
+pub(crate) fn poll_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+    use std::sync::atomic::Ordering;
+    use std::time::Instant;
+
+    const SPINS: u32 = 100;
+    const YIELDS: u32 = 10;
+    // Relaxed: the caller re-checks its condition with its own ordering after we return.
+    let changed = || word.load(Ordering::Relaxed) != expected;
+    let start = Instant::now();
+    for _ in 0..SPINS {
+        if changed() {
+            return;
+        }
+        std::hint::spin_loop();
+    }
+    for _ in 0..YIELDS {
+        if changed() || start.elapsed() >= timeout {
+            return;
+        }
+        std::thread::yield_now();
+    }
+    let mut nap = Duration::from_micros(50);
+    loop {
+        if changed() {
+            return;
+        }
+        let left = match timeout.checked_sub(start.elapsed()) {
+            Some(left) if !left.is_zero() => left,
+            _ => return,
+        };
+        std::thread::sleep(nap.min(left));
+        nap = (nap * 2).min(POLL_MAX_NAP);
+    }
 }
 
 /// Raw `open` flags not exposed by std, spelled through rustix so no libc dependency is needed.

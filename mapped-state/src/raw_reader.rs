@@ -12,9 +12,13 @@ use crate::manifest::Type;
 use crate::map::Mapping;
 use crate::open::{open_checked, validate, OpenOptions};
 use crate::state::{MappedState, Plain};
+use crate::updates::Liveness;
 
 /// How many times a snapshot read is retried before `Error::Contended`.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 10_000;
+
+/// How often a blocked wait checks that a writer still holds the file, by default.
+pub const DEFAULT_LIVENESS_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Payloads up to this many bytes are copied through a stack buffer, larger ones through the heap.
 const STACK_SCRATCH: usize = 512;
@@ -49,6 +53,8 @@ pub struct RawReader {
     schema: Type,
     map: Mapping,
     max_attempts: u32,
+    /// How often a blocked wait probes the writer's liveness.
+    liveness_interval: Duration,
 }
 
 impl RawReader {
@@ -74,6 +80,7 @@ impl RawReader {
             schema: v.schema,
             map,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            liveness_interval: DEFAULT_LIVENESS_INTERVAL,
         })
     }
 
@@ -202,13 +209,16 @@ impl RawReader {
 
     /// Blocks until the version differs from `since` or `timeout` passes; returns the version
     /// then current. Sleeps on the file's futex word (Linux; polling elsewhere): no CPU is used
-    /// while waiting, and a commit from any process wakes the wait within microseconds.
+    /// while waiting, and a commit from any process wakes the wait within microseconds (within
+    /// the writer's coalescing window, see [`WakePolicy`](crate::WakePolicy), in a burst).
+    /// Does not check that the writer is alive; [`wait_for_update`](Self::wait_for_update) does.
     pub fn wait_for_version_change(&self, since: u64, timeout: Duration) -> u64 {
         let deadline = Instant::now().checked_add(timeout);
         loop {
             // Load the futex word before checking the version: a commit after the check bumps it,
-            // so the wait below returns at once instead of missing the wake.
-            let seen = self.map.notify().load(Ordering::Relaxed);
+            // so the wait below returns at once instead of missing the wake. Acquire: pairs with
+            // the writer's release bump, so the wake deadline read below is at least as new.
+            let seen = self.map.notify().load(Ordering::Acquire);
             let v = self.version();
             if v != since {
                 return v;
@@ -220,7 +230,99 @@ impl RawReader {
                 },
                 None => Duration::from_secs(3600),
             };
-            crate::os::futex_wait(self.map.notify(), seen, left);
+            let nap = self.wake_cap().map_or(left, |cap| cap.min(left));
+            crate::os::futex_wait(self.map.notify(), seen, nap);
+        }
+    }
+
+    /// Sets how often a blocked wait checks that a writer still holds the file (default 100 ms,
+    /// at least 1 ms). Each check is a non-blocking shared `flock` and its release, made only
+    /// while waiting.
+    pub fn set_liveness_interval(&mut self, every: Duration) {
+        self.liveness_interval = every.max(Duration::from_millis(1));
+    }
+
+    /// How often a blocked wait checks that a writer still holds the file.
+    pub fn liveness_interval(&self) -> Duration {
+        self.liveness_interval
+    }
+
+    /// Blocks until a version newer than `since` is committed and returns it; `Ok(None)` when
+    /// `timeout` passes first (`None`: no timeout), and the writer was seen alive during the wait;
+    /// [`Error::WriterGone`] when no writer holds the file (probed once per
+    /// [`liveness_interval`](Self::liveness_interval) of blocking, and at least once per
+    /// `timeout`) or the file was superseded. A commit made just before the writer died is still
+    /// returned.
+    pub fn wait_for_update(
+        &self,
+        since: u64,
+        timeout: Option<Duration>,
+    ) -> Result<Option<u64>, Error> {
+        self.wait_newer(since, timeout, &mut Liveness::new())
+    }
+
+    /// `wait_for_update` with the probe schedule kept by the caller across waits.
+    pub(crate) fn wait_newer(
+        &self,
+        since: u64,
+        timeout: Option<Duration>,
+        live: &mut Liveness,
+    ) -> Result<Option<u64>, Error> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        // Probing at least once per timeout means `Ok(None)` always comes with a fresh probe.
+        let every = timeout.map_or(self.liveness_interval, |t| t.min(self.liveness_interval));
+        loop {
+            // Acquire: as in `wait_for_version_change`.
+            let seen = self.map.notify().load(Ordering::Acquire);
+            let v = self.version();
+            if v > since {
+                return Ok(Some(v));
+            }
+            if self.superseded() {
+                return Err(self.writer_gone(true));
+            }
+            let now = Instant::now();
+            if live.due(now, every) {
+                let alive = self.writer_alive();
+                live.probed(now);
+                if !alive {
+                    // The lock is dropped only after the writer's last store: re-read, so a
+                    // final commit is delivered before the verdict.
+                    let v = self.version();
+                    return if v > since {
+                        Ok(Some(v))
+                    } else {
+                        Err(self.writer_gone(false))
+                    };
+                }
+            }
+            let mut nap = live.until_due(now, every);
+            if let Some(d) = deadline {
+                match d.checked_duration_since(now) {
+                    Some(left) if !left.is_zero() => nap = nap.min(left),
+                    _ => return Ok(None),
+                }
+            }
+            if let Some(cap) = self.wake_cap() {
+                nap = nap.min(cap);
+            }
+            crate::os::futex_wait(self.map.notify(), seen, nap);
+        }
+    }
+
+    /// How long a waiter may sleep before a coalescing writer's open window ends (a commit in
+    /// the window may not wake it). Relaxed load: ordered after the caller's acquire load of
+    /// `notify`, so the deadline is at least as new as the futex value the wait sleeps on.
+    fn wake_cap(&self) -> Option<Duration> {
+        let deadline = self.map.wake_deadline().load(Ordering::Relaxed);
+        crate::updates::sleep_cap(deadline, crate::updates::wall_ns())
+    }
+
+    fn writer_gone(&self, superseded: bool) -> Error {
+        Error::WriterGone {
+            path: self.path.clone(),
+            pid: self.writer_pid(),
+            superseded,
         }
     }
 }

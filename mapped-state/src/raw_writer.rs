@@ -12,6 +12,7 @@ use crate::format::{off, Header, FLAG_SUPERSEDED, PAYLOAD_OFFSET};
 use crate::map::Mapping;
 use crate::open::{open_checked, validate, OpenOptions, Validated};
 use crate::schema::{manifest_bytes, TypeDesc};
+use crate::updates::WakePolicy;
 
 /// How a new state file is created.
 #[derive(Clone, Debug)]
@@ -72,6 +73,14 @@ pub struct RawWriter {
     current: Vec<u8>,
     /// Reused per commit: `(word index, new value)` of the words that change.
     changed: Vec<(usize, u64)>,
+    /// When commits wake waiters; see `WakePolicy`.
+    wake_policy: WakePolicy,
+    /// End of the open coalescing window (wall-clock ns), as published in the control block.
+    wake_deadline: u64,
+    /// `FUTEX_WAKE` calls made, for tests and benchmarks.
+    wakes: u64,
+    /// Benchmarks only: skip waking entirely, to measure what the wake costs.
+    wake_disabled: bool,
 }
 
 fn now_ns() -> u64 {
@@ -237,6 +246,10 @@ impl RawWriter {
             map,
             current,
             changed: Vec::new(),
+            wake_policy: WakePolicy::default(),
+            wake_deadline: 0,
+            wakes: 0,
+            wake_disabled: false,
         })
     }
 
@@ -273,6 +286,10 @@ impl RawWriter {
             map,
             current,
             changed: Vec::new(),
+            wake_policy: WakePolicy::default(),
+            wake_deadline: 0,
+            wakes: 0,
+            wake_disabled: false,
         })
     }
 
@@ -345,8 +362,57 @@ impl RawWriter {
         });
         // Release: a waiter that sees the new futex value also sees the commit.
         self.map.notify().fetch_add(1, Ordering::Release);
-        crate::os::futex_wake_all(self.map.notify());
+        self.wake_waiters();
         seq >> 1
+    }
+
+    /// Wakes the waiters of the commit just made, as the wake policy says.
+    fn wake_waiters(&mut self) {
+        if self.wake_disabled {
+            return;
+        }
+        if let Some(window) = self.wake_policy.window_ns() {
+            // The clock is read after the commit is visible: a commit that skips its wake lands
+            // before the deadline waiters cap their sleep at, even if we were preempted above.
+            let now = crate::updates::wall_ns();
+            if crate::updates::inside_window(now, self.wake_deadline, window) {
+                return;
+            }
+            self.wake_deadline = now.saturating_add(window);
+            // Relaxed: published by the release increment below.
+            self.map
+                .wake_deadline()
+                .store(self.wake_deadline, Ordering::Relaxed);
+            // A second bump, so a waiter that loads `notify` after it also sees the new deadline
+            // and caps its next sleep at it; one that loaded it before is woken below.
+            self.map.notify().fetch_add(1, Ordering::Release);
+        }
+        self.wakes += 1;
+        crate::os::futex_wake_all(self.map.notify());
+    }
+
+    /// Sets when commits wake waiting readers (default: [`WakePolicy::default`], coalescing
+    /// wakes within 100 µs). See [`WakePolicy`] for the cost of each policy.
+    pub fn set_wake_policy(&mut self, policy: WakePolicy) {
+        self.wake_policy = policy;
+    }
+
+    /// When commits wake waiting readers.
+    pub fn wake_policy(&self) -> WakePolicy {
+        self.wake_policy
+    }
+
+    /// How many `FUTEX_WAKE` calls this writer has made (tests and benchmarks).
+    #[doc(hidden)]
+    pub fn wakes_issued(&self) -> u64 {
+        self.wakes
+    }
+
+    /// Benchmarks only: commit without waking anyone, to measure what waking costs. Waiters then
+    /// notice commits only when their sleep ends (liveness probe or timeout).
+    #[doc(hidden)]
+    pub fn set_wake_disabled_for_benchmarks(&mut self, yes: bool) {
+        self.wake_disabled = yes;
     }
 
     /// Writes the mapping's dirty pages to disk (`msync`), for durability across a machine crash.

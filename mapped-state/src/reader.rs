@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::error::Error;
 use crate::open::{check_schema, open_checked, validate, OpenOptions};
+use crate::updates::{Update, Updates};
 use crate::view::ReadView;
 use crate::{MappedState, RawReader};
 
@@ -104,6 +105,92 @@ impl<T: MappedState> Reader<T> {
     /// The path the reader was opened with.
     pub fn path(&self) -> &Path {
         self.raw().path()
+    }
+
+    /// Blocks until a version newer than the current one is committed, for at most `timeout`,
+    /// and returns it as an [`Update`] (`skipped` counts the versions after the one current at
+    /// the call). `Ok(None)`: nothing new in time, and the writer was seen alive during the wait.
+    /// [`Error::WriterGone`]: no writer holds the file any more (or it was superseded), so
+    /// nothing new can come; found within the [liveness interval](Self::set_liveness_interval).
+    ///
+    /// A commit made between a read of yours and this call is not waited for — it is already
+    /// current. To wait for anything newer than a version you read, use
+    /// [`wait_for_update_after`](Self::wait_for_update_after); to follow every version, use
+    /// [`updates`](Self::updates).
+    ///
+    /// Sleeps on the file's futex (no CPU used) and wakes within microseconds of a commit in any
+    /// process; see [`WakePolicy`](crate::WakePolicy) for writers that coalesce wakes.
+    pub fn wait_for_update(&self, timeout: Duration) -> Result<Option<Update<T>>, Error> {
+        self.wait_for_update_after(self.version(), timeout)
+    }
+
+    /// Like [`wait_for_update`](Self::wait_for_update), for a version newer than `version`
+    /// (returns at once when there already is one). `skipped` counts the versions after
+    /// `version` that were not delivered.
+    pub fn wait_for_update_after(
+        &self,
+        version: u64,
+        timeout: Duration,
+    ) -> Result<Option<Update<T>>, Error> {
+        let raw = self.raw();
+        if raw.wait_for_update(version, Some(timeout))?.is_none() {
+            return Ok(None);
+        }
+        let (value, now) = self.load_versioned()?;
+        Ok(Some(Update::after(value, now, version)))
+    }
+
+    /// A blocking iterator of the versions committed from now on: each item is the newest value
+    /// when the reader wakes, with the number of versions it skipped. The version current now is
+    /// the starting point and is not yielded. Ends with [`Error::WriterGone`] when the writer is
+    /// gone. See [`Updates`] for timeouts and the exact accounting.
+    ///
+    /// ```
+    /// # use mapped_state::{Reader, Writer};
+    /// # let dir = std::env::temp_dir().join(format!("ms-doc-updates-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let path = dir.join("counter.state");
+    /// let mut w = Writer::<[u64; 2]>::create(&path, &[0, 0])?;
+    /// let r = Reader::<[u64; 2]>::open(&path)?;
+    /// let (_, start) = r.load_versioned()?;
+    /// std::thread::scope(|s| {
+    ///     s.spawn(move || {
+    ///         for i in 1..=1000 {
+    ///             w.publish(&[i, i]);
+    ///         }
+    ///     }); // the writer is dropped here: `updates` then ends with `WriterGone`
+    ///     let (mut seen, mut missed) = (0, 0);
+    ///     for item in r.updates_after(start) {
+    ///         match item {
+    ///             Ok(u) => {
+    ///                 assert_eq!(u.value, [u.version, u.version]); // never torn
+    ///                 seen += 1;
+    ///                 missed += u.skipped;
+    ///             }
+    ///             Err(mapped_state::Error::WriterGone { .. }) => break,
+    ///             Err(e) => panic!("{e}"),
+    ///         }
+    ///     }
+    ///     assert_eq!(seen + missed, 1000); // every commit is delivered or counted
+    /// });
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), mapped_state::Error>(())
+    /// ```
+    pub fn updates(&self) -> Updates<'_, T> {
+        Updates::new(self, self.version())
+    }
+
+    /// Like [`updates`](Self::updates), starting after `version` (typically from
+    /// [`load_versioned`](Self::load_versioned)): the first item is the first version newer than
+    /// `version`, so nothing committed after your read goes unaccounted.
+    pub fn updates_after(&self, version: u64) -> Updates<'_, T> {
+        Updates::new(self, version)
+    }
+
+    /// Sets how often a blocked wait checks that a writer still holds the file (default 100 ms):
+    /// a wait learns that the writer died within this interval.
+    pub fn set_liveness_interval(&mut self, every: Duration) {
+        self.view.raw_mut().set_liveness_interval(every);
     }
 }
 

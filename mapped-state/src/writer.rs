@@ -8,7 +8,7 @@ use crate::open::{check_schema, OpenOptions};
 use crate::raw_reader::with_scratch;
 use crate::raw_writer::CreateOptions;
 use crate::view::WriteView;
-use crate::{MappedState, RawWriter};
+use crate::{MappedState, RawWriter, WakePolicy};
 
 /// Publishes a `T` to readers in any process.
 ///
@@ -124,6 +124,19 @@ impl<T: MappedState> Writer<T> {
     /// Number of commits since the file was created.
     pub fn version(&self) -> u64 {
         self.raw().version()
+    }
+
+    /// Sets when commits wake readers blocked in [`Reader::updates`](crate::Reader::updates) and
+    /// [`Reader::wait_for_update`](crate::Reader::wait_for_update). The default coalesces wakes
+    /// within 100 µs, which makes back-to-back small commits about 4x cheaper than waking on
+    /// each; see [`WakePolicy`] for the measurements and the latency it trades.
+    pub fn set_wake_policy(&mut self, policy: WakePolicy) {
+        self.view.raw_mut().set_wake_policy(policy);
+    }
+
+    /// When commits wake waiting readers.
+    pub fn wake_policy(&self) -> WakePolicy {
+        self.raw().wake_policy()
     }
 
     /// Writes dirty pages to disk (`msync`). Readers do not need it; durability does.
