@@ -591,3 +591,70 @@ fn a_superseded_file_ends_the_wait() {
         }
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Liveness probes never keep a starting writer out.
+
+/// Environment variable: what a short-lived writer child does (`create` or `open`).
+const STEP_ENV: &str = "MS_CHILD_STEP";
+
+#[test]
+fn child_brief_writer() {
+    if child_role().as_deref() != Some("brief-writer") {
+        return;
+    }
+    let path = child_env(PATH_ENV);
+    let mut w = match child_env(STEP_ENV).as_str() {
+        "create" => Writer::<[u64; 2]>::create(&path, &[0; 2]).expect("create"),
+        // Readers probe the lock all the while; the writer's lock retry must get through.
+        _ => Writer::<[u64; 2]>::open(&path).expect("a new writer opens despite probing readers"),
+    };
+    let v = w.update(|x| x[0] += 1);
+    report("brief-writer", &[("version", v.to_string())]);
+}
+
+#[test]
+fn probing_readers_do_not_keep_a_new_writer_out() {
+    if child_role().is_some() {
+        return;
+    }
+    let dir = TempDir::new("updates-probe");
+    let path = dir.join("p.state");
+    let run = |step: &str| {
+        let child = spawn_child(
+            "child_brief_writer",
+            "brief-writer",
+            &[
+                (PATH_ENV, path.display().to_string()),
+                (STEP_ENV, step.to_owned()),
+            ],
+        );
+        field(&child.finish(Instant::now() + PATIENCE), "version")
+    };
+    assert_eq!(run("create"), 1);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (probes, gone) = std::thread::scope(|s| {
+        let prober = s.spawn(|| {
+            let r = Reader::<[u64; 2]>::open(&path).expect("open");
+            let (mut probes, mut gone) = (0u64, 0u64);
+            let deadline = Instant::now() + PATIENCE;
+            // A zero timeout probes at once: as many shared-lock probes as one core can make.
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+                probes += 1;
+                match r.wait_for_update_after(u64::MAX, Duration::ZERO) {
+                    Err(Error::WriterGone { .. }) => gone += 1,
+                    Ok(None) => {}
+                    other => panic!("unexpected wait result {other:?}"),
+                }
+            }
+            (probes, gone)
+        });
+        for n in 2..=7 {
+            assert_eq!(run("open"), n);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        prober.join().expect("prober thread")
+    });
+    assert!(gone > 0, "the prober saw the file without a writer");
+    println!("{probes} liveness probes ({gone} found no writer) while 6 writers took over");
+}
