@@ -658,3 +658,35 @@ fn probing_readers_do_not_keep_a_new_writer_out() {
     assert!(gone > 0, "the prober saw the file without a writer");
     println!("{probes} liveness probes ({gone} found no writer) while 6 writers took over");
 }
+
+#[test]
+fn an_invalid_value_is_reported_once_and_counted_as_skipped() {
+    if child_role().is_some() {
+        return;
+    }
+    use mapped_state::WriteView;
+    let dir = TempDir::new("updates-invalid");
+    let path = dir.join("b.state");
+    let mut w = Writer::<[bool; 8]>::create(&path, &[false; 8]).expect("create");
+    let r = Reader::<[bool; 8]>::open(&path).expect("open");
+    let mut updates = r.updates();
+    // Another writer implementation could store any byte: 2 is no `bool`.
+    w.raw_mut().write_bytes(3, &[2]);
+    match updates.next_timeout(PATIENCE) {
+        Err(Error::InvalidValue { source, .. }) => assert_eq!(source.field, "[3]"),
+        other => panic!("expected InvalidValue, got {other:?}"),
+    }
+    // Not the same error again at once: the next wait is for a newer commit.
+    assert_eq!(
+        updates
+            .next_timeout(Duration::from_millis(50))
+            .expect("wait"),
+        None
+    );
+    w.publish(&[true; 8]);
+    let u = updates
+        .next_timeout(PATIENCE)
+        .expect("wait")
+        .expect("the valid commit");
+    assert_eq!((u.value, u.version, u.skipped), ([true; 8], 2, 1));
+}

@@ -200,11 +200,13 @@ impl<T> Update<T> {
 ///   the writer made before it died, and then `None` for good. Create a new iterator (with
 ///   [`last_version`](Self::last_version)) to follow a writer that is restarted.
 /// - A version that cannot be read (`Error::Contended`, `Error::InvalidValue`) is yielded as an
-///   error and the iterator goes on; the versions it failed to read count as skipped in the next
-///   item.
+///   error and the iterator goes on (after an invalid value, with the next commit); the versions
+///   it failed to read count as skipped in the next item.
 pub struct Updates<'r, T: MappedState> {
     reader: &'r Reader<T>,
     last: u64,
+    /// A version whose value failed to decode: the next wait is for a newer one.
+    invalid: u64,
     timeout: Option<Duration>,
     live: Liveness,
     gone: bool,
@@ -226,6 +228,7 @@ impl<'r, T: MappedState> Updates<'r, T> {
         Updates {
             reader,
             last: since,
+            invalid: since,
             timeout: None,
             live: Liveness::new(),
             gone: false,
@@ -253,16 +256,27 @@ impl<'r, T: MappedState> Updates<'r, T> {
 
     fn wait(&mut self, timeout: Option<Duration>) -> Result<Option<Update<T>>, Error> {
         let raw = self.reader.raw();
-        if raw
-            .wait_newer(self.last, timeout, &mut self.live)?
-            .is_none()
-        {
+        let Some(seen) = raw.wait_newer(self.last.max(self.invalid), timeout, &mut self.live)?
+        else {
             return Ok(None);
+        };
+        match raw.load::<T>() {
+            Ok((value, version)) => {
+                let update = Update::after(value, version, self.last);
+                self.last = version;
+                Ok(Some(update))
+            }
+            Err(e) => {
+                // An invalid value stays invalid until the next commit: wait for one rather than
+                // failing on it again at once. (The failed load read `seen` or a later version;
+                // if later, the next wait returns at once and that version fails here again.)
+                // A contended read is worth retrying at once: the writer is busy committing.
+                if matches!(e, Error::InvalidValue { .. }) {
+                    self.invalid = seen;
+                }
+                Err(e)
+            }
         }
-        let (value, version) = raw.load::<T>()?;
-        let update = Update::after(value, version, self.last);
-        self.last = version;
-        Ok(Some(update))
     }
 }
 
