@@ -7,8 +7,8 @@ prints the result as one JSON object per line:
 
     {"file": ..., "format_version": 1,
      "schema": {"name": ..., "hash": "0x...", "size": N, "align": N},
-     "version": N, "writer_pid": N or null, "last_commit_ns": N, "superseded": bool,
-     "value": ...}
+     "version": N, "writer_pid": N or null, "writer_alive": bool, "last_commit_ns": N,
+     "superseded": bool, "value": ...}
 
 Values: integers up to 64 bits are JSON numbers, 128-bit integers decimal strings, floats numbers
 (the shortest text that reads back to the same f32/f64) or "NaN"/"Infinity"/"-Infinity", bool
@@ -19,12 +19,13 @@ Usage: read_state.py [--count N] [--max-attempts N] [--allow-shared-writable] FI
 Exit status: 0 success, 2 the file is refused (not a valid state file, insecure, I/O error),
 3 the snapshot holds an invalid value, 4 no consistent snapshot within the attempt budget.
 
-Python only reads bytes (standard library: os, mmap, struct, json). See `snapshot` for why its
+Python only reads bytes (standard library: os, mmap, struct, json; fcntl for the liveness probe). See `snapshot` for why its
 reads are not the atomic loads FORMAT.md asks for and why that is acceptable for this tool.
 """
 
 import argparse
 import errno
+import fcntl
 import json
 import math
 import mmap
@@ -341,9 +342,20 @@ def open_state(path, allow_shared_writable):
                 f"header says payload_size {header['payload_size']} payload_align {header['payload_align']}"
             )
         mm = mmap.mmap(fd, header["file_len"], flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
-    finally:
+    except BaseException:
         os.close(fd)
-    return header, ty, mm
+        raise
+    return fd, header, ty, mm
+
+
+def writer_alive(fd):
+    """FORMAT.md 9.9: a shared flock succeeds only when no writer holds the exclusive one."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -488,25 +500,32 @@ def main(argv):
     ap.add_argument("--allow-shared-writable", action="store_true", help="accept files others may write")
     args = ap.parse_args(argv)
     try:
-        header, ty, mm = open_state(args.file, args.allow_shared_writable)
-        with mm:
-            for _ in range(max(args.count, 1)):
-                payload, version = snapshot(mm, header, max(args.max_attempts, 1))
-                doc = {
-                    "file": args.file,
-                    "format_version": VERSION,
-                    "schema": {
-                        "name": ty["name"],
-                        "hash": f"{header['schema_hash']:#018x}",
-                        "size": header["payload_size"],
-                        "align": header["payload_align"],
-                    },
-                    "version": version,
-                    **control(mm),
-                    "value": decode(ty, payload, 0, ""),
-                }
-                print(json.dumps(doc), flush=True)
+        fd, header, ty, mm = open_state(args.file, args.allow_shared_writable)
+        try:
+            with mm:
+                for _ in range(max(args.count, 1)):
+                    payload, version = snapshot(mm, header, max(args.max_attempts, 1))
+                    doc = {
+                        "file": args.file,
+                        "format_version": VERSION,
+                        "schema": {
+                            "name": ty["name"],
+                            "hash": f"{header['schema_hash']:#018x}",
+                            "size": header["payload_size"],
+                            "align": header["payload_align"],
+                        },
+                        "version": version,
+                        "writer_alive": writer_alive(fd),
+                        **control(mm),
+                        "value": decode(ty, payload, 0, ""),
+                    }
+                    print(json.dumps(doc), flush=True)
+        finally:
+            os.close(fd)
     except Refused as e:
+        print(f"read_state.py: {args.file}: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
         print(f"read_state.py: {args.file}: {e}", file=sys.stderr)
         return 2
     except InvalidValue as e:

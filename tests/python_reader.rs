@@ -240,6 +240,12 @@ fn python_reader_reads_arrays_and_strings_without_a_derive() {
     assert_eq!(doc["schema"]["name"], json!("[u64; 5]"));
     assert_eq!(doc["value"], json!([1, 2, 3, u64::MAX, 0]));
     assert_eq!(doc["version"], json!(1));
+    assert_eq!(doc["writer_alive"], json!(true));
+    // The liveness probe of FORMAT.md 9.9 sees the writer go.
+    drop(w);
+    let doc = &read_json(&path, &[])[0];
+    assert_eq!(doc["writer_alive"], json!(false));
+    assert_eq!(doc["writer_pid"], json!(std::process::id()));
 
     let path = dir.join("strings.state");
     let names = [
