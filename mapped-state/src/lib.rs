@@ -42,9 +42,9 @@ mod sync;
 pub mod latch;
 
 #[cfg(not(loom))]
-pub mod dynamic;
-#[cfg(not(loom))]
 mod derive_support;
+#[cfg(not(loom))]
+pub mod dynamic;
 #[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]
@@ -100,14 +100,12 @@ pub use mapped_state_derive::MappedState;
 #[doc(hidden)]
 #[cfg(not(loom))]
 pub mod __private {
+    pub use crate::derive_support::{invalid_enum, Align, AlignMarker, ConstMsg, FieldType, Slot};
     pub use crate::schema::{
         align_up, check_type, hex_u64, EnumDesc, FieldDesc, Kind, Prim, StructDesc, TypeDesc,
         VariantDesc,
     };
     pub use crate::state::{DecodeError, MappedState, Plain};
-    pub use crate::derive_support::{
-        invalid_enum, Align, AlignMarker, ConstMsg, FieldType, Slot,
-    };
     pub use crate::view::{NoFields, ReadView, WriteView};
     pub use crate::{Error, RawReader, RawWriter};
 }

@@ -116,9 +116,13 @@ fn lock_exclusive(path: &Path, file: &File) -> Result<(), Error> {
                 // it. Only a live writer other than this process is worth reporting quickly (this
                 // process may be reopening a file it wrote before, so its own pid is no proof).
                 let pid = recorded_pid(file);
-                let live_other = pid
-                    .is_some_and(|p| p != std::process::id() && crate::os::process_exists(p));
-                let patience = if live_other { LIVE_WRITER_GRACE } else { LOCK_RETRY };
+                let live_other =
+                    pid.is_some_and(|p| p != std::process::id() && crate::os::process_exists(p));
+                let patience = if live_other {
+                    LIVE_WRITER_GRACE
+                } else {
+                    LOCK_RETRY
+                };
                 if start.elapsed() > patience {
                     return Err(Error::WriterActive {
                         path: path.to_owned(),
