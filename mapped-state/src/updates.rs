@@ -11,7 +11,10 @@
 //! (spin, yield, then naps from 50 µs up to 5 ms).
 //!
 //! Readers stay read-only: they never announce themselves, so the writer cannot know whether
-//! anyone waits. [`WakePolicy`] is how the writer bounds what waking costs it anyway.
+//! anyone waits. The kernel knows (it queues the futex waiters), but asking it is a system call
+//! too, as is testing a lock readers could take to announce themselves (and POSIX record locks
+//! do not even see waiters in the writer's own process). So instead of skipping the wake when
+//! nobody waits, the writer bounds how often it wakes: [`WakePolicy`], measured there.
 //!
 //! # Liveness
 //!
@@ -36,14 +39,15 @@ use crate::{MappedState, Reader};
 /// Waking is a `FUTEX_WAKE` system call. Readers cannot tell the writer that they wait (they only
 /// read the file), so a writer that wakes on every commit pays the call even when nobody waits,
 /// and the call costs several times a small commit. `publish` of a `[u64; 2]`, nobody waiting,
-/// as ratios to a publish that skips waking altogether (2-core VM, Linux 6.18, one run of
-/// `cargo bench -p mapped-state --bench runtime -- --warm-up-time 1 --measurement-time 3`):
+/// as ratios to a publish that skips waking altogether, within each of two runs on a shared
+/// 2-core VM (Linux 6.18) of
+/// `cargo bench -p mapped-state --bench runtime -- --warm-up-time 1 --measurement-time 3`:
 ///
 /// | policy | tmpfs (`/dev/shm`) | file in the temp dir |
 /// |---|---|---|
-/// | no wake at all (readers would have to poll; benchmark only) | 1.0 (74 ns) | 1.0 (70 ns) |
-/// | [`Coalesce`](Self::Coalesce)`(100 µs)`, the default, commits back to back | 1.8 | 2.0 |
-/// | [`EveryCommit`](Self::EveryCommit) | 7.3 | 7.8 |
+/// | no wake at all (readers would have to poll; benchmark only) | 1.0 (74–76 ns) | 1.0 (70–95 ns) |
+/// | [`Coalesce`](Self::Coalesce)`(100 µs)`, the default, commits back to back | 1.7–1.8 | 1.8–2.0 |
+/// | [`EveryCommit`](Self::EveryCommit) | 7.3–8.8 | 7.1–7.8 |
 ///
 /// What coalescing still adds is one clock read, needed so that a commit whose wake is skipped
 /// is visible before the deadline waiters sleep until (see below), even if the writer is
@@ -57,9 +61,9 @@ use crate::{MappedState, Reader};
 /// than the window are batched — and a reader conflates those anyway.
 ///
 /// The price is latency for exchanges faster than the window: a request/response ping-pong
-/// between two threads over two files took 19 µs per round trip with `EveryCommit` and 97 µs
-/// with the default window in the same run (benchmark `wake_latency_round_trip`). Choose
-/// `EveryCommit` for such a protocol, or a shorter window.
+/// between two threads over two files took 8.5–19 µs per round trip with `EveryCommit` and
+/// 97–107 µs with the default window in the same runs (benchmark `wake_latency_round_trip`).
+/// Choose `EveryCommit` for such a protocol, or a shorter window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WakePolicy {

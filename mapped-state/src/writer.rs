@@ -128,8 +128,8 @@ impl<T: MappedState> Writer<T> {
 
     /// Sets when commits wake readers blocked in [`Reader::updates`](crate::Reader::updates) and
     /// [`Reader::wait_for_update`](crate::Reader::wait_for_update). The default coalesces wakes
-    /// within 100 µs, which makes back-to-back small commits about 4x cheaper than waking on
-    /// each; see [`WakePolicy`] for the measurements and the latency it trades.
+    /// within 100 µs, which makes back-to-back small commits 4–5x cheaper than waking on each;
+    /// see [`WakePolicy`] for the measurements and the latency it trades.
     pub fn set_wake_policy(&mut self, policy: WakePolicy) {
         self.view.raw_mut().set_wake_policy(policy);
     }
