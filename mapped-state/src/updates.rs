@@ -22,10 +22,10 @@
 //! file — a non-blocking shared `flock`, released at once — once per
 //! [`liveness_interval`](crate::RawReader::set_liveness_interval) (100 ms by default) of waiting,
 //! and at least once per timeout; a wait that is over sooner makes no system call besides the
-//! futex. When no writer holds the file and nothing newer arrived, the
-//! wait ends with [`Error::WriterGone`]; a commit the writer made just before dying is still
-//! delivered first. A writer that starts while a reader probes retries its lock for up to 200 ms,
-//! so probes never keep a writer out.
+//! futex. When no writer holds the file and nothing newer arrived, the wait ends with
+//! [`Error::WriterGone`]; a commit the writer made just before dying is still delivered first.
+//! A writer taking over from a dead one retries its lock for up to 200 ms when it collides with a
+//! probe, so probing readers do not keep it out.
 
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime};
