@@ -874,6 +874,39 @@ fn replace_refuses_while_the_old_file_has_a_live_writer() {
 }
 
 #[test]
+fn replace_refuses_a_symlink_at_the_path_and_leaves_both_untouched() {
+    let dir = TempDir::new("lifecycle-replace-symlink");
+    let target = dir.join("target.state");
+    drop(Writer::<P>::create(&target, &VALUE).unwrap());
+    let before = std::fs::read(&target).unwrap();
+    let link = dir.join("link.state");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let e =
+        Writer::<P>::create_with(&link, &[0; 4], &CreateOptions::new().replace(true)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Insecure {
+                why: Insecurity::Symlink,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read(&target).unwrap(), before);
+    assert!(!Reader::<P>::open(&target).unwrap().superseded());
+    assert_eq!(
+        dir.names(),
+        ["link.state", "target.state"],
+        "a temporary file was left behind"
+    );
+}
+
+#[test]
 fn create_of_an_unstorable_type_fails_cleanly() {
     // A zero-sized payload cannot be stored in format v1.
     let dir = TempDir::new("lifecycle-empty");

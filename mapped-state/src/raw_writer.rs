@@ -225,8 +225,12 @@ impl RawWriter {
             .map_err(io("write manifest"))?;
 
         if opts.replace {
-            supersede(path)?;
+            let old = Replaced::lock(path)?;
             std::fs::rename(tmp, path).map_err(|e| Error::io(path, "rename", e))?;
+            // Flagged only now: a reader told to reopen finds the new file at the path.
+            if let Some(old) = old {
+                old.mark_superseded();
+            }
         } else {
             // `link` fails with EEXIST where `rename` would replace: no existing file is lost.
             std::fs::hard_link(tmp, path).map_err(|e| {
@@ -434,19 +438,37 @@ fn word_at(bytes: &[u8], w: usize) -> u64 {
     u64::from_ne_bytes(b)
 }
 
-/// Flags the state file at `path` (if any) as superseded before it is replaced. Refuses when it
-/// has a live writer or is not a state file.
-fn supersede(path: &Path) -> Result<(), Error> {
-    let file = match crate::os::open_existing(path, true) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(path, "open existing file", e)),
-    };
-    lock_exclusive(path, &file)?;
-    let v = validate(path, file)?;
-    let map = Mapping::read_write(&v.file, &v.header).map_err(|e| Error::io(path, "mmap", e))?;
-    map.flags().fetch_or(FLAG_SUPERSEDED, Ordering::Release);
-    map.notify().fetch_add(1, Ordering::Release);
-    crate::os::futex_wake_all(map.notify());
-    Ok(())
+/// The state file about to be replaced at a path: locked (so no writer can take it over between
+/// the check and the rename) and mapped, to flag it superseded once the new file is in place.
+struct Replaced {
+    _lock: File,
+    map: Mapping,
+}
+
+impl Replaced {
+    /// Locks and validates the state file at `path`, if there is one. Refuses a file with a live
+    /// writer, a file that is not a state file, and anything `Reader::open` would refuse.
+    fn lock(path: &Path) -> Result<Option<Replaced>, Error> {
+        let file = match open_checked(path, true, &OpenOptions::new()) {
+            Ok(f) => f,
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(None)
+            }
+            Err(e) => return Err(e),
+        };
+        lock_exclusive(path, &file)?;
+        let v = validate(path, file)?;
+        let map =
+            Mapping::read_write(&v.file, &v.header).map_err(|e| Error::io(path, "mmap", e))?;
+        Ok(Some(Replaced { _lock: v.file, map }))
+    }
+
+    /// Tells the old file's readers that a newer file stands at its path, and wakes waiters.
+    fn mark_superseded(&self) {
+        self.map
+            .flags()
+            .fetch_or(FLAG_SUPERSEDED, Ordering::Release);
+        self.map.notify().fetch_add(1, Ordering::Release);
+        crate::os::futex_wake_all(self.map.notify());
+    }
 }
