@@ -20,16 +20,19 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 10_000;
 /// How often a blocked wait checks that a writer still holds the file, by default.
 pub const DEFAULT_LIVENESS_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Payloads up to this many bytes are copied through a stack buffer, larger ones through the heap.
-const STACK_SCRATCH: usize = 512;
-
-/// Runs `f` on a zeroed scratch buffer of `len` bytes.
+/// Runs `f` on a zeroed scratch buffer of `len` bytes: on the stack for the sizes of single
+/// fields and small payloads (in tiers, so a one-word read does not zero 512 bytes), on the heap
+/// beyond.
 pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
-    if len <= STACK_SCRATCH {
-        let mut buf = [0u8; STACK_SCRATCH];
+    fn on_stack<const N: usize, R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        let mut buf = [0u8; N];
         f(&mut buf[..len])
-    } else {
-        f(&mut vec![0u8; len])
+    }
+    match len {
+        0..=16 => on_stack::<16, R>(len, f),
+        17..=64 => on_stack::<64, R>(len, f),
+        65..=512 => on_stack::<512, R>(len, f),
+        _ => f(&mut vec![0u8; len]),
     }
 }
 
