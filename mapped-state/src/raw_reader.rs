@@ -210,6 +210,15 @@ impl RawReader {
         self.map.flags().load(Ordering::Relaxed) & FLAG_SUPERSEDED != 0
     }
 
+    /// The futex word, with acquire ordering. A `Relaxed` load and a fence rather than an
+    /// `Acquire` load: std guarantees only small `Relaxed` loads on read-only memory, which is
+    /// how readers map the file.
+    fn notify_acquire(&self) -> u32 {
+        let v = self.map.notify().load(Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Acquire);
+        v
+    }
+
     /// Blocks until the version differs from `since` or `timeout` passes; returns the version
     /// then current. Sleeps on the file's futex word (Linux; polling elsewhere): no CPU is used
     /// while waiting, and a commit from any process wakes the wait within microseconds (within
@@ -221,7 +230,7 @@ impl RawReader {
             // Load the futex word before checking the version: a commit after the check bumps it,
             // so the wait below returns at once instead of missing the wake. Acquire: pairs with
             // the writer's release bump, so the wake deadline read below is at least as new.
-            let seen = self.map.notify().load(Ordering::Acquire);
+            let seen = self.notify_acquire();
             let v = self.version();
             if v != since {
                 return v;
@@ -276,7 +285,7 @@ impl RawReader {
         let every = timeout.map_or(self.liveness_interval, |t| t.min(self.liveness_interval));
         loop {
             // Acquire: as in `wait_for_version_change`.
-            let seen = self.map.notify().load(Ordering::Acquire);
+            let seen = self.notify_acquire();
             let v = self.version();
             if v > since {
                 return Ok(Some(v));
