@@ -24,9 +24,10 @@ const GROUPS: [&str; 5] = [
     "contended_snapshot",
 ];
 /// The libraries (criterion function ids), the baseline first.
-const LIBS: [&str; 6] = [
+const LIBS: [&str; 7] = [
     "mapped-state",
     "mapped-state_nowake",
+    "mapped-state_bytes",
     "mmap-sync",
     "mmap-sync_check",
     "mmap-sync_nocheck",
