@@ -32,6 +32,7 @@ pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
         0..=16 => on_stack::<16, R>(len, f),
         17..=64 => on_stack::<64, R>(len, f),
         65..=512 => on_stack::<512, R>(len, f),
+        513..=4096 => on_stack::<4096, R>(len, f),
         _ => f(&mut vec![0u8; len]),
     }
 }

@@ -73,6 +73,8 @@ pub struct RawWriter {
     current: Vec<u8>,
     /// Reused per commit: `(word index, new value)` of the words that change.
     changed: Vec<(usize, u64)>,
+    /// Reused per publish: the encoded new payload.
+    scratch: Vec<u8>,
     /// When commits wake waiters; see `WakePolicy`.
     wake_policy: WakePolicy,
     /// End of the open coalescing window (wall-clock ns), as published in the control block.
@@ -254,6 +256,7 @@ impl RawWriter {
             map,
             current,
             changed: Vec::new(),
+            scratch: Vec::new(),
             wake_policy: WakePolicy::default(),
             wake_deadline: 0,
             wakes: 0,
@@ -294,6 +297,7 @@ impl RawWriter {
             map,
             current,
             changed: Vec::new(),
+            scratch: Vec::new(),
             wake_policy: WakePolicy::default(),
             wake_deadline: 0,
             wakes: 0,
@@ -341,20 +345,44 @@ impl RawWriter {
             "write past the payload ({end} > {})",
             self.header.payload_size
         );
-        let (first, words, _) = crate::raw_reader::word_span(offset, bytes.len());
         let mut changed = std::mem::take(&mut self.changed);
         changed.clear();
-        for w in first..first + words {
-            let old = word_at(&self.current, w);
-            let (lo, hi) = ((w * 8).max(offset), (w * 8 + 8).min(end));
-            self.current[lo..hi].copy_from_slice(&bytes[lo - offset..hi - offset]);
-            let new = word_at(&self.current, w);
-            if new != old {
-                changed.push((w, new));
+        let (first, words, _) = crate::raw_reader::word_span(offset, bytes.len());
+        if offset.is_multiple_of(8) && bytes.len().is_multiple_of(8) {
+            // Whole words (every publish, most fields): compare and copy word by word.
+            diff_words(&mut self.current[offset..end], bytes, first, &mut changed);
+        } else {
+            for w in first..first + words {
+                let old = word_at(&self.current, w);
+                let (lo, hi) = ((w * 8).max(offset), (w * 8 + 8).min(end));
+                self.current[lo..hi].copy_from_slice(&bytes[lo - offset..hi - offset]);
+                let new = word_at(&self.current, w);
+                if new != old {
+                    changed.push((w, new));
+                }
             }
         }
         let version = self.commit(&changed);
         self.changed = changed;
+        version
+    }
+
+    /// Commits a whole new payload produced by `encode`, which gets a zeroed buffer of
+    /// `payload_size` bytes. The buffer is the writer's own and reused, so a publish of any size
+    /// allocates nothing; the bytes past `payload_size` up to the next word stay zero, so the
+    /// payload is compared and stored in whole words.
+    pub(crate) fn publish_with(&mut self, encode: impl FnOnce(&mut [u8])) -> u64 {
+        let size = self.header.payload_size as usize;
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        buf.resize(self.current.len(), 0);
+        encode(&mut buf[..size]);
+        let mut changed = std::mem::take(&mut self.changed);
+        changed.clear();
+        diff_words(&mut self.current, &buf, 0, &mut changed);
+        let version = self.commit(&changed);
+        self.changed = changed;
+        self.scratch = buf;
         version
     }
 
@@ -429,6 +457,23 @@ impl RawWriter {
         self.map
             .flush()
             .map_err(|e| Error::io(&self.path, "msync", e))
+    }
+}
+
+/// Copies `new` over `current` (equal lengths, multiples of 8), recording each word that changes
+/// as `(first + index, value)`.
+fn diff_words(current: &mut [u8], new: &[u8], first: usize, changed: &mut Vec<(usize, u64)>) {
+    for (i, (cur, new)) in current
+        .chunks_exact_mut(8)
+        .zip(new.chunks_exact(8))
+        .enumerate()
+    {
+        if cur != new {
+            cur.copy_from_slice(new);
+            let mut w = [0u8; 8];
+            w.copy_from_slice(new);
+            changed.push((first + i, u64::from_ne_bytes(w)));
+        }
     }
 }
 

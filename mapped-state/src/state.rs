@@ -209,6 +209,19 @@ impl<T: MappedState, const N: usize> MappedState for [T; N] {
 
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let stride = T::TYPE.size;
+        if const { crate::schema::always_valid(T::TYPE) } {
+            // Every bit pattern is valid, so decoding cannot fail: build the array directly,
+            // without the `Option` per element the general path needs.
+            return Ok(::core::array::from_fn(|i| {
+                match T::decode(&bytes[i * stride..(i + 1) * stride]) {
+                    Ok(v) => v,
+                    Err(e) => unreachable!(
+                        "`{}` is always valid by its TYPE, yet: {e}",
+                        core::any::type_name::<T>()
+                    ),
+                }
+            }));
+        }
         let mut err = None;
         let arr = ::core::array::from_fn(|i| {
             let chunk = &bytes[i * stride..(i + 1) * stride];

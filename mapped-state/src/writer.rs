@@ -100,8 +100,7 @@ impl<T: MappedState> Writer<T> {
     /// Commits `value` as one atomic update and wakes waiting readers. Only the words that
     /// differ from the current value are stored. Returns the new version.
     pub fn publish(&mut self, value: &T) -> u64 {
-        let raw = self.view.raw_mut();
-        encode(value, |bytes| raw.write_bytes(0, bytes))
+        self.view.raw_mut().publish_with(|buf| value.encode(buf))
     }
 
     /// Changes the current value with `f` and commits the result as one atomic update.
