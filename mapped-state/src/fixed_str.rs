@@ -188,4 +188,8 @@ impl<const N: usize> MappedState for FixedStr<N> {
         out[..len as usize].copy_from_slice(text);
         Ok(FixedStr { len, bytes: out })
     }
+
+    fn decode_array<const M: usize>(bytes: &[u8]) -> Result<[Self; M], DecodeError> {
+        crate::state::decode_array_in_place(bytes, Self::EMPTY)
+    }
 }

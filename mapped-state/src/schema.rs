@@ -394,27 +394,6 @@ pub const fn check_type(ty: &TypeDesc) -> Option<&'static str> {
     }
 }
 
-/// Whether every bit pattern of `ty`'s bytes is a valid value: integers and floats, and arrays
-/// and structs made only of them. Such values decode without any check that can fail.
-pub const fn always_valid(ty: &TypeDesc) -> bool {
-    match ty.kind {
-        Kind::Prim(Prim::Bool) | Kind::Prim(Prim::Char) => false,
-        Kind::Prim(_) => true,
-        Kind::Enum(_) | Kind::Str { .. } => false,
-        Kind::Array { elem, .. } => always_valid(elem),
-        Kind::Struct(st) => {
-            let mut i = 0;
-            while i < st.fields.len() {
-                if !always_valid(st.fields[i].ty) {
-                    return false;
-                }
-                i += 1;
-            }
-            true
-        }
-    }
-}
-
 /// `x` rounded up to a multiple of `align` (a power of two).
 pub const fn align_up(x: usize, align: usize) -> usize {
     (x + align - 1) & !(align - 1)

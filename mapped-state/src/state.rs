@@ -38,6 +38,55 @@ pub trait MappedState: Sized {
 
     /// Reads a value from `bytes`, exactly `TYPE.size` bytes long, validating it.
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError>;
+
+    /// Reads `[Self; N]` from `bytes` (`N * TYPE.size` long): how `<[Self; N]>::decode` works.
+    ///
+    /// The provided version builds the array element by element through `Option`s, which works
+    /// for any type but costs a few nanoseconds per element. The runtime's `Copy` types override
+    /// it to fill a zeroed array in place, several times faster for large arrays. Implementations
+    /// must give the same result as decoding each element with [`decode`](Self::decode).
+    #[doc(hidden)]
+    fn decode_array<const N: usize>(bytes: &[u8]) -> Result<[Self; N], DecodeError> {
+        decode_array_by_element(bytes)
+    }
+}
+
+/// `decode_array` for any element type: decodes each element, stopping at the first error.
+fn decode_array_by_element<T: MappedState, const N: usize>(
+    bytes: &[u8],
+) -> Result<[T; N], DecodeError> {
+    let stride = T::TYPE.size;
+    let mut err = None;
+    let arr = ::core::array::from_fn(|i| {
+        if err.is_some() {
+            return None;
+        }
+        match T::decode(&bytes[i * stride..(i + 1) * stride]) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                err = Some(e.in_index(i, stride));
+                None
+            }
+        }
+    });
+    match err {
+        Some(e) => Err(e),
+        // Every element is `Some` when no error was recorded.
+        None => Ok(arr.map(|v: Option<T>| v.expect("element decoded"))),
+    }
+}
+
+/// `decode_array` for `Copy` types with a cheap first value: fills `[first; N]` in place.
+pub(crate) fn decode_array_in_place<T: MappedState + Copy, const N: usize>(
+    bytes: &[u8],
+    first: T,
+) -> Result<[T; N], DecodeError> {
+    let stride = T::TYPE.size;
+    let mut out = [first; N];
+    for (i, (slot, chunk)) in out.iter_mut().zip(bytes.chunks_exact(stride)).enumerate() {
+        *slot = T::decode(chunk).map_err(|e| e.in_index(i, stride))?;
+    }
+    Ok(out)
 }
 
 /// Bytes that are not a valid value of the type they are read as.
@@ -123,16 +172,24 @@ macro_rules! impl_number {
             type ReadView = NoFields<crate::RawReader>;
             type WriteView = NoFields<crate::RawWriter>;
 
+            #[inline]
             fn encode(&self, out: &mut [u8]) {
                 out.copy_from_slice(&self.to_ne_bytes());
             }
 
+            #[inline]
             fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
                 Ok(<$t as Plain>::decode_plain(bytes))
+            }
+
+            #[inline]
+            fn decode_array<const N: usize>(bytes: &[u8]) -> Result<[Self; N], DecodeError> {
+                decode_array_in_place(bytes, 0 as $t)
             }
         }
 
         impl Plain for $t {
+            #[inline]
             fn decode_plain(bytes: &[u8]) -> Self {
                 let mut b = [0u8; ::core::mem::size_of::<$t>()];
                 b.copy_from_slice(bytes);
@@ -153,16 +210,22 @@ impl MappedState for bool {
     type ReadView = NoFields<crate::RawReader>;
     type WriteView = NoFields<crate::RawWriter>;
 
+    #[inline]
     fn encode(&self, out: &mut [u8]) {
         out[0] = u8::from(*self);
     }
 
+    #[inline]
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         match bytes[0] {
             0 => Ok(false),
             1 => Ok(true),
             _ => Err(DecodeError::new(bytes, "bool (0 or 1)")),
         }
+    }
+    #[inline]
+    fn decode_array<const N: usize>(bytes: &[u8]) -> Result<[Self; N], DecodeError> {
+        decode_array_in_place(bytes, false)
     }
 }
 
@@ -171,13 +234,19 @@ impl MappedState for char {
     type ReadView = NoFields<crate::RawReader>;
     type WriteView = NoFields<crate::RawWriter>;
 
+    #[inline]
     fn encode(&self, out: &mut [u8]) {
         out.copy_from_slice(&u32::from(*self).to_ne_bytes());
     }
 
+    #[inline]
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         char::from_u32(u32::decode_plain(bytes))
             .ok_or_else(|| DecodeError::new(bytes, "char (a Unicode scalar value)"))
+    }
+    #[inline]
+    fn decode_array<const N: usize>(bytes: &[u8]) -> Result<[Self; N], DecodeError> {
+        decode_array_in_place(bytes, '\0')
     }
 }
 
@@ -208,38 +277,7 @@ impl<T: MappedState, const N: usize> MappedState for [T; N] {
     }
 
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let stride = T::TYPE.size;
-        if const { crate::schema::always_valid(T::TYPE) } {
-            // Every bit pattern is valid, so decoding cannot fail: build the array directly,
-            // without the `Option` per element the general path needs.
-            return Ok(::core::array::from_fn(|i| {
-                match T::decode(&bytes[i * stride..(i + 1) * stride]) {
-                    Ok(v) => v,
-                    Err(e) => unreachable!(
-                        "`{}` is always valid by its TYPE, yet: {e}",
-                        core::any::type_name::<T>()
-                    ),
-                }
-            }));
-        }
-        let mut err = None;
-        let arr = ::core::array::from_fn(|i| {
-            let chunk = &bytes[i * stride..(i + 1) * stride];
-            match T::decode(chunk) {
-                Ok(v) => Some(v),
-                Err(e) => {
-                    if err.is_none() {
-                        err = Some(e.in_index(i, stride));
-                    }
-                    None
-                }
-            }
-        });
-        match err {
-            Some(e) => Err(e),
-            // Every element is `Some` when no error was recorded.
-            None => Ok(arr.map(|v: Option<T>| v.expect("element decoded"))),
-        }
+        T::decode_array::<N>(bytes)
     }
 }
 
@@ -247,5 +285,34 @@ impl<T: Plain, const N: usize> Plain for [T; N] {
     fn decode_plain(bytes: &[u8]) -> Self {
         let stride = T::TYPE.size;
         ::core::array::from_fn(|i| T::decode_plain(&bytes[i * stride..(i + 1) * stride]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn array_decoding_names_the_first_invalid_element_on_both_paths() {
+        // `bool` fills a zeroed array in place; `[bool; 2]` goes element by element.
+        let e = <[bool; 4]>::decode(&[1, 0, 7, 9]).unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.offset, e.bytes.as_slice()),
+            ("[2]", 2, &[7u8][..])
+        );
+        let e = <[[bool; 2]; 2]>::decode(&[1, 0, 0, 3]).unwrap_err();
+        assert_eq!((e.field.as_str(), e.offset), ("[1][1]", 3));
+        let mut chars = [0u8; 12];
+        chars[4..8].copy_from_slice(&0xD800u32.to_ne_bytes());
+        let e = <[char; 3]>::decode(&chars).unwrap_err();
+        assert_eq!((e.field.as_str(), e.offset), ("[1]", 4));
+        assert_eq!(
+            <[u16; 3]>::decode(&[1, 0, 2, 0, 3, 0]).unwrap(),
+            [1, 2, 3].map(u16::from_le)
+        );
+        assert_eq!(
+            <[[bool; 2]; 2]>::decode(&[1, 0, 0, 1]).unwrap(),
+            [[true, false], [false, true]]
+        );
     }
 }
