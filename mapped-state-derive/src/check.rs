@@ -32,10 +32,18 @@ const RESERVED_READER_METHODS: &[&str] = &[
     "superseded",
     "path",
     "wait_for_update",
+    "wait_for_update_after",
     "updates",
+    "updates_after",
+    "set_liveness_interval",
     "into",
     "try_into",
 ];
+
+/// Inherent methods of `Writer<T>` (mapped-state/src/writer.rs) named like a setter: they would
+/// hide the setter `set_<accessor>` reached through `DerefMut`. Keep in step with writer.rs (the
+/// test below reads both files).
+const RESERVED_WRITER_SETTERS: &[&str] = &["set_wake_policy"];
 
 /// Runs every rule on an accepted input.
 pub fn check(input: &Input, errors: &mut Errors) {
@@ -196,6 +204,19 @@ fn accessors(fields: &[Field], errors: &mut Errors) {
                 format!("the accessor `{name}` would be hidden by `Reader::{name}`; {advice}"),
             ));
         }
+        let setter = format!("set_{name}");
+        if RESERVED_WRITER_SETTERS.contains(&setter.as_str()) {
+            let advice = match &f.attrs.accessor {
+                Some(_) => "choose another `accessor`".to_owned(),
+                None => format!(
+                    "rename the accessor with `#[mapped_state(accessor = \"{name}_value\")]`"
+                ),
+            };
+            errors.push(syn::Error::new(
+                acc.span(),
+                format!("the setter `{setter}` would be hidden by `Writer::{setter}`; {advice}"),
+            ));
+        }
         match seen.get(&name) {
             Some(first) => errors.push(syn::Error::new(
                 acc.span(),
@@ -207,6 +228,53 @@ fn accessors(fields: &[Field], errors: &mut Errors) {
             None => {
                 seen.insert(name, f);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RESERVED_READER_METHODS, RESERVED_WRITER_SETTERS};
+
+    /// Names of the `pub fn`s in a source file's inherent `impl` blocks (a line-based scan; the
+    /// runtime's files put each signature's name on the `pub fn` line).
+    fn pub_fns(source: &str) -> Vec<String> {
+        source
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix("pub fn "))
+            .map(|rest| {
+                rest.chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reserved_names_cover_every_reader_method_and_writer_setter() {
+        let reader = include_str!("../../mapped-state/src/reader.rs");
+        let writer = include_str!("../../mapped-state/src/writer.rs");
+        let reader_fns = pub_fns(reader);
+        assert!(
+            reader_fns.iter().any(|f| f == "load"),
+            "the scan found {reader_fns:?}"
+        );
+        for f in &reader_fns {
+            assert!(
+                RESERVED_READER_METHODS.contains(&f.as_str()),
+                "`Reader::{f}` would hide an accessor named `{f}`: add it to RESERVED_READER_METHODS"
+            );
+        }
+        let writer_fns = pub_fns(writer);
+        assert!(
+            writer_fns.iter().any(|f| f == "publish"),
+            "the scan found {writer_fns:?}"
+        );
+        for f in writer_fns.iter().filter(|f| f.starts_with("set_")) {
+            assert!(
+                RESERVED_WRITER_SETTERS.contains(&f.as_str()),
+                "`Writer::{f}` would hide a setter: add it to RESERVED_WRITER_SETTERS"
+            );
         }
     }
 }
