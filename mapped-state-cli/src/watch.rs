@@ -49,21 +49,34 @@ impl Watched {
     }
 }
 
-pub fn run(path: &Path, opts: &OpenOptions, s: &Settings) -> Result<(), Exit> {
-    let mut out = std::io::stdout().lock();
-    let mut w = Watched::open(path, opts)?;
-    let shown = one_line(&path.display().to_string());
-    if s.json {
-        writeln!(out, "{}", json_full("start", &w))?;
+/// The line that opens a watch or follows a reopen: a JSON `event` with the whole value, or
+/// `what: schema, version, writer`.
+fn banner(
+    out: &mut impl Write,
+    json: bool,
+    event: &str,
+    what: &str,
+    w: &Watched,
+) -> Result<(), Exit> {
+    if json {
+        writeln!(out, "{}", json_full(event, w))?;
     } else {
         writeln!(
             out,
-            "watching {shown}: {}, version {}, writer {}",
+            "{what}: {}, version {}, writer {}",
             schema_line(&w.reader),
             w.version,
             writer_line(w.pid, w.alive)
         )?;
     }
+    Ok(())
+}
+
+pub fn run(path: &Path, opts: &OpenOptions, s: &Settings) -> Result<(), Exit> {
+    let mut out = std::io::stdout().lock();
+    let mut w = Watched::open(path, opts)?;
+    let shown = one_line(&path.display().to_string());
+    banner(&mut out, s.json, "start", &format!("watching {shown}"), &w)?;
     out.flush()?;
 
     let start = Instant::now();
@@ -111,20 +124,18 @@ pub fn run(path: &Path, opts: &OpenOptions, s: &Settings) -> Result<(), Exit> {
             }
         }
         if w.superseded {
-            // The flag is set just before the new file is renamed into place: until the path
-            // names a file with another nonce, keep watching the old one.
+            // The flag is set once the new file stands at the path; reopen when the path names
+            // a file with another nonce (until then, keep watching the old one).
             if let Some(new) = reopen(path, opts, &w)? {
                 w = new;
-                if s.json {
-                    writeln!(out, "{}", json_full("reopened", &w))?;
-                } else {
-                    writeln!(
-                        out,
-                        "reopened {shown}: {}, version {}, writer {}",
-                        schema_line(&w.reader),
-                        w.version,
-                        writer_line(w.pid, w.alive)
-                    )?;
+                banner(
+                    &mut out,
+                    s.json,
+                    "reopened",
+                    &format!("reopened {shown}"),
+                    &w,
+                )?;
+                if !s.json {
                     let leaves = render::leaves(w.reader.schema(), &w.value);
                     write!(out, "{}", render::table(&leaves))?;
                 }
