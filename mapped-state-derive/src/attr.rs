@@ -89,21 +89,41 @@ fn string_value(meta: &ParseNestedMeta, key: &str, example: &str) -> syn::Result
 }
 
 /// Reads `= <integer literal>` after a key.
-fn int_value(meta: &ParseNestedMeta, key: &str, example: &str) -> syn::Result<LitInt> {
+/// The integer literal of `key = <int>`, parsed as `N`; `what` says what the key takes when the
+/// literal does not fit (`a byte count`).
+fn int_value<N>(
+    meta: &ParseNestedMeta,
+    key: &str,
+    example: &str,
+    what: &str,
+) -> syn::Result<(N, LitInt)>
+where
+    N: std::str::FromStr,
+    N::Err: std::fmt::Display,
+{
     let value = meta
         .value()
         .map_err(|_| syn::Error::new(meta.path.span(), format!("expected `{key} = {example}`")))?;
     let expr: syn::Expr = value.parse()?;
-    match expr {
+    let lit = match expr {
         syn::Expr::Lit(syn::ExprLit {
             lit: syn::Lit::Int(i),
             ..
-        }) => Ok(i),
-        other => Err(syn::Error::new_spanned(
-            other,
-            format!("`{key}` takes an integer literal, like `{key} = {example}`"),
-        )),
-    }
+        }) => i,
+        other => {
+            return Err(syn::Error::new_spanned(
+                other,
+                format!("`{key}` takes an integer literal, like `{key} = {example}`"),
+            ))
+        }
+    };
+    let n = lit.base10_parse::<N>().map_err(|_| {
+        syn::Error::new(
+            lit.span(),
+            format!("`{key}` takes {what}, like `{key} = {example}`"),
+        )
+    })?;
+    Ok((n, lit))
 }
 
 fn is_helper(attr: &Attribute) -> bool {
@@ -170,28 +190,21 @@ pub fn container(attrs: &[Attribute], errors: &mut Errors) -> ContainerAttrs {
             }
             // schema_hash = 0x1234_5678_9abc_def0
             SCHEMA_HASH => {
-                let lit = int_value(meta, SCHEMA_HASH, "0x1234_5678_9abc_def0")?;
-                let v = lit.base10_parse::<u64>().map_err(|_| {
-                    syn::Error::new(
-                        lit.span(),
-                        "`schema_hash` takes a 64-bit unsigned integer, like `schema_hash = 0x1234_5678_9abc_def0`",
-                    )
-                })?;
+                let v = int_value::<u64>(
+                    meta,
+                    SCHEMA_HASH,
+                    "0x1234_5678_9abc_def0",
+                    "a 64-bit unsigned integer",
+                )?;
                 if seen.first(meta, SCHEMA_HASH, errors) {
-                    out.schema_hash = Some((v, lit));
+                    out.schema_hash = Some(v);
                 }
             }
             // size = 64
             SIZE => {
-                let lit = int_value(meta, SIZE, "64")?;
-                let v = lit.base10_parse::<usize>().map_err(|_| {
-                    syn::Error::new(
-                        lit.span(),
-                        "`size` takes a byte count, like `size = 64`",
-                    )
-                })?;
+                let v = int_value::<usize>(meta, SIZE, "64", "a byte count")?;
                 if seen.first(meta, SIZE, errors) {
-                    out.size = Some((v, lit));
+                    out.size = Some(v);
                 }
             }
             ACCESSOR => {
