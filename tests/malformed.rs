@@ -12,8 +12,8 @@ use common::{write_file, TempDir};
 use mapped_state::format::{off, ENDIAN_TAG, PAYLOAD_OFFSET};
 use mapped_state::schema::{fnv1a64, manifest_bytes, FieldDesc, Kind, Prim, StructDesc, TypeDesc};
 use mapped_state::{
-    CreateOptions, DecodeError, Error, Insecurity, MappedState, NoFields, OpenOptions, RawReader,
-    RawWriter, Reader, Writer,
+    CreateOptions, DecodeError, Error, Fields, Insecurity, MappedState, NoFields, OpenOptions,
+    RawReader, RawWriter, Reader, Writer,
 };
 
 /// The payload of most files here: 32 bytes, one 64-byte slot per copy.
@@ -683,14 +683,17 @@ const FLAGGED: StructDesc = StructDesc {
     ],
 };
 
+impl Fields for Flagged {
+    type ReadView = NoFields<RawReader>;
+    type WriteView = NoFields<RawWriter>;
+}
+
 impl MappedState for Flagged {
     const TYPE: &'static TypeDesc = &TypeDesc {
         kind: Kind::Struct(&FLAGGED),
         size: 8,
         align: 4,
     };
-    type ReadView = NoFields<RawReader>;
-    type WriteView = NoFields<RawWriter>;
 
     fn encode(&self, out: &mut [u8]) {
         self.count.encode(&mut out[0..4]);

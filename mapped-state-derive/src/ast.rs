@@ -193,6 +193,26 @@ impl Field<'_> {
         Ident::new(&format!("set_{}", acc.unraw()), acc.span())
     }
 
+    /// The element type when the field is syntactically an array (`[E; N]`): it then also gets an
+    /// element accessor, `<accessor>_at(index)`.
+    pub fn array_elem(&self) -> Option<&Type> {
+        let mut ty = self.ty;
+        loop {
+            match ty {
+                Type::Array(a) => return Some(&a.elem),
+                Type::Paren(p) => ty = &p.elem,
+                Type::Group(g) => ty = &g.elem,
+                _ => return None,
+            }
+        }
+    }
+
+    /// The element accessor of an array field.
+    pub fn element_accessor(&self) -> Ident {
+        let acc = self.accessor();
+        Ident::new(&format!("{}_at", acc.unraw()), acc.span())
+    }
+
     /// Whether the accessor returns the value directly: the type is syntactically an integer or
     /// float, or an array (of arrays) of them. Every bit pattern of those is valid, so the read
     /// cannot fail. Anything else (bool, char, enums, strings, structs, aliases) may hold invalid
@@ -207,7 +227,8 @@ const PLAIN_PRIMITIVES: &[&str] = &[
     "u8", "u16", "u32", "u64", "u128", "i8", "i16", "i32", "i64", "i128", "f32", "f64",
 ];
 
-fn is_plain(ty: &Type) -> bool {
+/// Whether every bit pattern of `ty` is a valid value, judged by its spelling.
+pub fn is_plain(ty: &Type) -> bool {
     match ty {
         Type::Array(a) => is_plain(&a.elem),
         Type::Paren(p) => is_plain(&p.elem),

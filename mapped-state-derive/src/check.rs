@@ -23,6 +23,8 @@ const RESERVED_READER_METHODS: &[&str] = &[
     "raw",
     "load",
     "load_versioned",
+    "load_version",
+    "load_history",
     "set_max_attempts",
     "version",
     "writer_alive",
@@ -217,16 +219,25 @@ fn accessors(fields: &[Field], errors: &mut Errors) {
                 format!("the setter `{setter}` would be hidden by `Writer::{setter}`; {advice}"),
             ));
         }
-        match seen.get(&name) {
-            Some(first) => errors.push(syn::Error::new(
-                acc.span(),
-                format!(
-                    "the accessor `{name}` is already used by field `{}`; choose another `accessor`",
-                    first.name()
-                ),
-            )),
-            None => {
-                seen.insert(name, f);
+        let element = f.array_elem().map(|_| format!("{name}_at"));
+        for name in std::iter::once(name).chain(element) {
+            if RESERVED_READER_METHODS.contains(&name.as_str()) && name.ends_with("_at") {
+                errors.push(syn::Error::new(
+                    acc.span(),
+                    format!("the element accessor `{name}` would be hidden by `Reader::{name}`; choose another `accessor`"),
+                ));
+            }
+            match seen.get(&name) {
+                Some(first) => errors.push(syn::Error::new(
+                    acc.span(),
+                    format!(
+                        "the accessor `{name}` is already used by field `{}`; choose another `accessor`",
+                        first.name()
+                    ),
+                )),
+                None => {
+                    seen.insert(name, f);
+                }
             }
         }
     }

@@ -231,6 +231,55 @@ fn impl_struct(s: &Struct) -> TokenStream {
         }
     });
 
+    // Whether rustc laid the struct out as the file does, with every field in place: then reads
+    // fill a value straight from the mapping and writes store straight from one.
+    let field_in_place = as_mapped.iter().map(|m| quote!(#m::IN_PLACE));
+    let field_in_place2 = field_in_place.clone();
+    let members: Vec<_> = s.fields.iter().map(|f| f.ident).collect();
+    let in_place = quote! {
+        const __IN_PLACE: ::core::option::Option<#p::InPlace> = {
+            let __fields: &[::core::option::Option<#p::InPlace>] = &[ #( #field_in_place ),* ];
+            let mut __ok = ::core::mem::size_of::<#ident>() == __SIZE
+                #( && ::core::mem::offset_of!(#ident, #members) == #offset )*;
+            let mut __validates = false;
+            let mut __padded = (0 #( + #size )*) != __SIZE;
+            let mut __i = 0;
+            while __i < __fields.len() {
+                match __fields[__i] {
+                    ::core::option::Option::Some(__p) => {
+                        __validates |= __p.validates();
+                        __padded |= __p.padded();
+                    }
+                    ::core::option::Option::None => __ok = false,
+                }
+                __i += 1;
+            }
+            if __ok {
+                // SAFETY: rustc's own layout of the struct puts every field at the offset the
+                // file gives it and has the file's size (checked just above), and every field's
+                // memory is its encoding (each field type's own proof); the bytes between fields
+                // are padding in both, zero in the encoding. The struct validates if a field
+                // does (`validate` below checks exactly those fields), and is padded if a field
+                // is or the fields do not fill it.
+                ::core::option::Option::Some(unsafe { #p::InPlace::new(__validates, __padded) })
+            } else {
+                ::core::option::Option::None
+            }
+        };
+    };
+    let _ = field_in_place2;
+    let validate = s.fields.iter().enumerate().map(|(i, f)| {
+        let (off, sz, m) = (&offset[i], &size[i], &as_mapped[i]);
+        let name = lit(&f.name());
+        quote! {
+            if !::core::matches!(#m::IN_PLACE, ::core::option::Option::Some(__p) if !__p.validates()) {
+                if let ::core::result::Result::Err(__err) = #m::validate(&__bytes[#off..#off + #sz]) {
+                    return ::core::result::Result::Err(__err.in_field(#name, #off));
+                }
+            }
+        }
+    });
+
     let read_view = read_view(s, &krate, &offset);
     let write_view = write_view(s, &krate, &offset);
     let pins = pins(ident, &s.attrs, &p);
@@ -242,11 +291,12 @@ fn impl_struct(s: &Struct) -> TokenStream {
         #desc
         #check
 
+        #in_place
+
         #[automatically_derived]
         impl #p::MappedState for #ident {
             const TYPE: &'static #p::TypeDesc = &__TYPE;
-            type ReadView = __MappedStateReadView;
-            type WriteView = __MappedStateWriteView;
+            const IN_PLACE: ::core::option::Option<#p::InPlace> = __IN_PLACE;
 
             fn encode(&self, __out: &mut [::core::primitive::u8]) {
                 #( #encode )*
@@ -255,6 +305,17 @@ fn impl_struct(s: &Struct) -> TokenStream {
             fn decode(__bytes: &[::core::primitive::u8]) -> ::core::result::Result<Self, #p::DecodeError> {
                 ::core::result::Result::Ok(Self { #( #decode )* })
             }
+
+            fn validate(__bytes: &[::core::primitive::u8]) -> ::core::result::Result<(), #p::DecodeError> {
+                #( #validate )*
+                ::core::result::Result::Ok(())
+            }
+        }
+
+        #[automatically_derived]
+        impl #p::Fields for #ident {
+            type ReadView = __MappedStateReadView;
+            type WriteView = __MappedStateWriteView;
         }
 
         #read_view
@@ -309,6 +370,51 @@ fn read_view(s: &Struct, krate: &Path, offset: &[Ident]) -> TokenStream {
 }
 
 fn accessor(f: &Field, off: &Ident, krate: &Path, p: &TokenStream) -> TokenStream {
+    let whole = whole_accessor(f, off, krate, p);
+    let Some(elem) = f.array_elem() else {
+        return whole;
+    };
+    let (vis, name, method) = (f.vis, f.name(), f.element_accessor());
+    let checked = checked_ty(f, p);
+    let elem_checked = quote_spanned!(elem.span()=> <#elem as #p::FieldType>::Ty);
+    let locate = quote! {
+        let __len = <#checked as #p::MappedState>::TYPE.size
+            / ::core::cmp::Ord::max(<#elem_checked as #p::MappedState>::TYPE.size, 1);
+        if index >= __len {
+            return ::core::option::Option::None;
+        }
+        let __at = #off + index * <#elem_checked as #p::MappedState>::TYPE.size;
+    };
+    if crate::ast::is_plain(elem) {
+        let doc = lit(&format!(
+            "Element `index` of field `{name}` of the current version, read from the mapping (only its words); `None` past the end."
+        ));
+        quote! {
+            #whole
+            #[doc = #doc]
+            #[inline]
+            #vis fn #method(&self, index: ::core::primitive::usize) -> ::core::option::Option<#elem> {
+                #locate
+                ::core::option::Option::Some(self.raw.read_plain::<#elem_checked>(__at))
+            }
+        }
+    } else {
+        let doc = lit(&format!(
+            "Element `index` of field `{name}` of the current version, read from the mapping (only its words), validated; `None` past the end."
+        ));
+        quote! {
+            #whole
+            #[doc = #doc]
+            #[inline]
+            #vis fn #method(&self, index: ::core::primitive::usize) -> ::core::option::Option<::core::result::Result<#elem, #krate::Error>> {
+                #locate
+                ::core::option::Option::Some(self.raw.read_field::<#elem_checked>(__at, #name))
+            }
+        }
+    }
+}
+
+fn whole_accessor(f: &Field, off: &Ident, krate: &Path, p: &TokenStream) -> TokenStream {
     let (vis, ty, name) = (f.vis, f.ty, f.name());
     let checked = checked_ty(f, p);
     let method = f.accessor();
@@ -423,11 +529,22 @@ fn impl_enum(e: &Enum) -> TokenStream {
         };
         #check
 
+        const _: () = ::core::assert!(::core::mem::size_of::<#ident>() == #width);
+
+        #[automatically_derived]
+        impl #p::Fields for #ident {
+            type ReadView = #p::NoFields<#p::RawReader>;
+            type WriteView = #p::NoFields<#p::RawWriter>;
+        }
+
         #[automatically_derived]
         impl #p::MappedState for #ident {
             const TYPE: &'static #p::TypeDesc = &__TYPE;
-            type ReadView = #p::NoFields<#p::RawReader>;
-            type WriteView = #p::NoFields<#p::RawWriter>;
+            // SAFETY: a fieldless enum with an explicit integer `repr` is that integer in memory
+            // (size checked above), which is its encoding; `validate` (the provided one, which
+            // decodes) accepts exactly the declared discriminants; it has no padding.
+            const IN_PLACE: ::core::option::Option<#p::InPlace> =
+                ::core::option::Option::Some(unsafe { #p::InPlace::new(true, false) });
 
             fn encode(&self, __out: &mut [::core::primitive::u8]) {
                 let __discriminant: #repr_ty = match self {

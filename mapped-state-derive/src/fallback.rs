@@ -22,8 +22,6 @@ pub fn expand(input: &DeriveInput, error: syn::Error) -> TokenStream {
             #[automatically_derived]
             impl #impl_generics #p::MappedState for #ident #ty_generics #where_clause {
                 const TYPE: &'static #p::TypeDesc = &#p::TypeDesc::prim(#p::Prim::U8);
-                type ReadView = #p::NoFields<#p::RawReader>;
-                type WriteView = #p::NoFields<#p::RawWriter>;
 
                 fn encode(&self, _: &mut [::core::primitive::u8]) {
                     ::core::unreachable!()
@@ -32,6 +30,12 @@ pub fn expand(input: &DeriveInput, error: syn::Error) -> TokenStream {
                 fn decode(_: &[::core::primitive::u8]) -> ::core::result::Result<Self, #p::DecodeError> {
                     ::core::unreachable!()
                 }
+            }
+
+            #[automatically_derived]
+            impl #impl_generics #p::Fields for #ident #ty_generics #where_clause {
+                type ReadView = #p::NoFields<#p::RawReader>;
+                type WriteView = #p::NoFields<#p::RawWriter>;
             }
         };
     }

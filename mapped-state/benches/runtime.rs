@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use mapped_state::{MappedState, RawReader, Reader, WakePolicy, WriteView, Writer};
+use mapped_state::{MappedState, RawReader, Reader, WakePolicy, Writer};
 
 /// A fresh state file path in `dir`, unique to this process.
 fn scratch(dir: &Path, name: &str) -> PathBuf {
@@ -45,17 +45,12 @@ fn wake_policy(c: &mut Criterion) {
     for (dir, fs) in &dirs {
         let path = scratch(dir, "wake");
         let mut w = Writer::<[u64; 2]>::create(&path, &[0; 2]).expect("create");
-        let cases: [(&str, Option<WakePolicy>); 3] = [
-            ("no_wake", None),
-            ("coalesce_100us", Some(WakePolicy::default())),
-            ("every_commit", Some(WakePolicy::EveryCommit)),
+        let cases: [(&str, WakePolicy); 2] = [
+            ("coalesce_100us", WakePolicy::default()),
+            ("every_commit", WakePolicy::EveryCommit),
         ];
         for (name, policy) in cases {
-            w.raw_mut()
-                .set_wake_disabled_for_benchmarks(policy.is_none());
-            if let Some(p) = policy {
-                w.set_wake_policy(p);
-            }
+            w.set_wake_policy(policy);
             let mut i = 0u64;
             g.bench_function(BenchmarkId::new(*fs, name), |b| {
                 b.iter(|| {

@@ -195,7 +195,30 @@ pub enum Error {
         superseded: bool,
     },
 
-    /// The type cannot be stored (its payload is empty or too large for format v1).
+    /// A version asked for is no longer in the ring: the writer has overwritten its slot (or
+    /// was overwriting it during the read), so it can never be read again.
+    #[error("{path}: version {version} is gone: the writer has overwritten it (the newest is {newest}; the ring holds as many versions as it has slots, see `CreateOptions::slots`)")]
+    VersionGone {
+        /// The file.
+        path: PathBuf,
+        /// The version asked for.
+        version: u64,
+        /// The newest version when the read was made.
+        newest: u64,
+    },
+
+    /// A version asked for has not been committed yet.
+    #[error("{path}: version {version} is not committed yet (the newest is {newest})")]
+    VersionNotYet {
+        /// The file.
+        path: PathBuf,
+        /// The version asked for.
+        version: u64,
+        /// The newest version when the read was made.
+        newest: u64,
+    },
+
+    /// The type cannot be stored (its payload is empty or too large for format v2).
     #[error("{path}: type `{name}` cannot be stored: {reason}")]
     UnsupportedType {
         /// The file.
@@ -242,6 +265,8 @@ impl Error {
             | Error::Contended { path, .. }
             | Error::InvalidValue { path, .. }
             | Error::WriterGone { path, .. }
+            | Error::VersionGone { path, .. }
+            | Error::VersionNotYet { path, .. }
             | Error::UnsupportedType { path, .. } => path,
         }
     }

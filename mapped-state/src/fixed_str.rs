@@ -2,7 +2,6 @@
 
 use crate::schema::{Kind, TypeDesc};
 use crate::state::{DecodeError, MappedState};
-use crate::view::NoFields;
 
 /// A UTF-8 string of at most `N` bytes, stored inline.
 ///
@@ -160,8 +159,6 @@ impl<const N: usize> StrDesc<N> {
 
 impl<const N: usize> MappedState for FixedStr<N> {
     const TYPE: &'static TypeDesc = &StrDesc::<N>::DESC;
-    type ReadView = NoFields<crate::RawReader>;
-    type WriteView = NoFields<crate::RawWriter>;
 
     fn encode(&self, out: &mut [u8]) {
         out[..4].copy_from_slice(&self.len.to_ne_bytes());

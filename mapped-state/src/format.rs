@@ -1,4 +1,4 @@
-//! File format v1: the 128-byte header, its encoding and its validation. Pure functions over
+//! File format v2: the 128-byte header, its encoding and its validation. Pure functions over
 //! bytes, so every check runs on a `pread` copy before anything is mapped (and under proptest).
 //!
 //! The byte-by-byte specification is `docs/FORMAT.md`; the offsets below are the source of truth
@@ -12,7 +12,7 @@ use crate::schema::fnv1a64;
 /// The file magic, fixed forever.
 pub const MAGIC: [u8; 8] = *b"MAPSTATE";
 /// The format version this library reads and writes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// The endian tag, written natively; reads back as `0x04030201` on a foreign-endian machine.
 pub const ENDIAN_TAG: u32 = 0x0102_0304;
 /// Length of the header.
@@ -21,12 +21,22 @@ pub const HEADER_LEN: usize = 128;
 pub const WORD: usize = 8;
 /// Offset of the control block.
 pub const CONTROL_OFFSET: usize = 128;
-/// Offset of payload copy 0.
+/// Offset of slot 0 of the ring.
 pub const PAYLOAD_OFFSET: usize = 256;
-/// Slot strides are multiples of this (a cache line, so the two copies never share one).
+/// Slot strides are multiples of this (a cache line, so two slots never share one).
 pub const STRIDE_ALIGN: usize = 64;
-/// Largest payload format v1 accepts (1 GiB): a bound on what a corrupt header can make us map.
+/// Largest payload format v2 accepts (1 GiB).
 pub const MAX_PAYLOAD: u64 = 1 << 30;
+/// Largest ring (slot count times stride) accepted (4 GiB): a bound on what a corrupt header can
+/// make a reader map.
+pub const MAX_RING_BYTES: u64 = 1 << 32;
+/// Fewest slots a ring may have.
+pub const MIN_SLOTS: u64 = 2;
+/// Most slots a ring may have.
+pub const MAX_SLOTS: u64 = crate::ring::MAX_SLOTS;
+/// Slot count of a new file unless `CreateOptions::slots` says otherwise (see its docs for the
+/// benchmark that chose it).
+pub const DEFAULT_SLOTS: u64 = 4;
 /// Largest manifest accepted (1 MiB).
 pub const MAX_MANIFEST: u64 = 1 << 20;
 /// Largest payload alignment.
@@ -62,14 +72,17 @@ pub mod off {
     pub const NONCE: usize = 80;
     /// `u64` payload offset (256).
     pub const PAYLOAD_OFFSET: usize = 88;
-    /// 24 reserved bytes, zero.
-    pub const RESERVED: usize = 96;
+    /// `u64` slot count `N` of the ring: a power of two, 2 to 256.
+    pub const SLOT_COUNT: usize = 96;
+    /// 16 reserved bytes, zero.
+    pub const RESERVED: usize = 104;
     /// `u64` FNV-1a 64 of bytes 0..120.
     pub const CHECKSUM: usize = 120;
 
-    /// Control block: `u64` latch sequence.
+    /// Control block: `u64` ring sequence (`2v` when version `v` is committed, `2v + 1` while
+    /// version `v + 1` is being written).
     pub const SEQ: usize = 128;
-    /// Control block: `u32` futex word, bumped after every commit.
+    /// Control block: `u32` futex word, bumped whenever waiters are woken.
     pub const NOTIFY: usize = 136;
     /// Control block: `u32` state flags (bit 0: superseded).
     pub const FLAGS: usize = 140;
@@ -77,20 +90,16 @@ pub mod off {
     pub const WRITER_PID: usize = 144;
     /// Control block: `u64` time of the last commit, nanoseconds since the Unix epoch.
     pub const COMMIT_TIME: usize = 152;
-    /// Control block: `u64` wake deadline, nanoseconds since the Unix epoch: a writer that
-    /// coalesces wakes may commit without waking waiters until this time, and waiters cap their
-    /// sleep at it. Zero (or past) means every commit wakes. Readers ignore a deadline more than
-    /// [`MAX_WAKE_WINDOW_NS`](super::MAX_WAKE_WINDOW_NS) ahead (a clock that jumped back).
-    pub const WAKE_DEADLINE: usize = 160;
-    /// Control block: 24 reserved bytes, zero in v1.
+    /// Control block: `u64` start time of the writer process (clock ticks since boot, field 22
+    /// of `/proc/PID/stat` on Linux; 0 where unknown), so that a recycled pid is not taken for the
+    /// writer.
+    pub const WRITER_START: usize = 160;
+    /// Control block: 88 reserved bytes, zero in v2.
     pub const RESERVED_CONTROL: usize = 168;
 }
 
 /// Control-block flag: a newer file has replaced this one at its path; reopen by path.
 pub const FLAG_SUPERSEDED: u32 = 1;
-
-/// Longest a writer may delay a wake (`off::WAKE_DEADLINE`): 1 s.
-pub const MAX_WAKE_WINDOW_NS: u64 = 1_000_000_000;
 
 /// The validated contents of a header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,8 +110,10 @@ pub struct Header {
     pub payload_size: u64,
     /// Payload alignment.
     pub payload_align: u64,
-    /// Distance between the two copies.
+    /// Distance between two slots.
     pub slot_stride: u64,
+    /// Slots in the ring.
+    pub slot_count: u64,
     /// Total file length.
     pub file_len: u64,
     /// Offset of the manifest.
@@ -114,12 +125,14 @@ pub struct Header {
 }
 
 impl Header {
-    /// The layout of a file for a payload of `size` bytes aligned to `align`, with a manifest of
-    /// `manifest_len` bytes. `None` when the payload is empty or beyond format v1's limits.
+    /// The layout of a file for a payload of `size` bytes aligned to `align` in a ring of
+    /// `slots` slots, with a manifest of `manifest_len` bytes. `None` when any of them is beyond
+    /// format v2's limits.
     pub fn for_payload(
         schema_hash: u64,
         size: usize,
         align: usize,
+        slots: u64,
         manifest_len: usize,
         nonce: u64,
     ) -> Option<Header> {
@@ -128,16 +141,20 @@ impl Header {
         if size == 0 || size > MAX_PAYLOAD || !align.is_power_of_two() || align > MAX_ALIGN {
             return None;
         }
-        if manifest_len as u64 > MAX_MANIFEST || manifest_len == 0 {
+        if manifest_len as u64 > MAX_MANIFEST || manifest_len == 0 || !slots_ok(slots) {
             return None;
         }
         let stride = size.div_ceil(STRIDE_ALIGN as u64) * STRIDE_ALIGN as u64;
-        let manifest_offset = PAYLOAD_OFFSET as u64 + 2 * stride;
+        if slots * stride > MAX_RING_BYTES {
+            return None;
+        }
+        let manifest_offset = PAYLOAD_OFFSET as u64 + slots * stride;
         Some(Header {
             schema_hash,
             payload_size: size,
             payload_align: align,
             slot_stride: stride,
+            slot_count: slots,
             file_len: manifest_offset + manifest_len as u64,
             manifest_offset,
             manifest_len: manifest_len as u64,
@@ -145,9 +162,14 @@ impl Header {
         })
     }
 
-    /// Number of 8-byte words a payload copy occupies.
+    /// Number of 8-byte words a payload occupies in its slot.
     pub fn payload_words(&self) -> usize {
         (self.payload_size as usize).div_ceil(WORD)
+    }
+
+    /// Number of 8-byte words from one slot to the next.
+    pub fn stride_words(&self) -> usize {
+        self.slot_stride as usize / WORD
     }
 
     /// The 128 header bytes.
@@ -167,6 +189,7 @@ impl Header {
         put64(&mut b, off::MANIFEST_LEN, self.manifest_len);
         put64(&mut b, off::NONCE, self.nonce);
         put64(&mut b, off::PAYLOAD_OFFSET, PAYLOAD_OFFSET as u64);
+        put64(&mut b, off::SLOT_COUNT, self.slot_count);
         let sum = fnv1a64(&b[..off::CHECKSUM]);
         put64(&mut b, off::CHECKSUM, sum);
         b
@@ -244,6 +267,7 @@ impl Header {
             manifest_offset: get64(bytes, off::MANIFEST_OFFSET),
             manifest_len: get64(bytes, off::MANIFEST_LEN),
             nonce: get64(bytes, off::NONCE),
+            slot_count: get64(bytes, off::SLOT_COUNT),
         };
         if h.payload_size == 0 || h.payload_size > MAX_PAYLOAD {
             return Err(corrupt(
@@ -287,13 +311,33 @@ impl Header {
                 payload_offset.to_string(),
             ));
         }
-        // `stride <= 1 GiB`, so this cannot overflow.
-        let manifest_offset = PAYLOAD_OFFSET as u64 + 2 * stride;
+        if !slots_ok(h.slot_count) {
+            return Err(corrupt(
+                "slot_count",
+                off::SLOT_COUNT,
+                format!("a power of two from {MIN_SLOTS} to {MAX_SLOTS}"),
+                h.slot_count.to_string(),
+            ));
+        }
+        // `stride <= 1 GiB` and `slot_count <= 256`, so this cannot overflow.
+        let ring = h.slot_count * stride;
+        if ring > MAX_RING_BYTES {
+            return Err(corrupt(
+                "slot_count",
+                off::SLOT_COUNT,
+                format!(
+                    "at most {} slots of {stride} bytes (a ring of at most {MAX_RING_BYTES} bytes)",
+                    MAX_RING_BYTES / stride
+                ),
+                h.slot_count.to_string(),
+            ));
+        }
+        let manifest_offset = PAYLOAD_OFFSET as u64 + ring;
         if h.manifest_offset != manifest_offset {
             return Err(corrupt(
                 "manifest_offset",
                 off::MANIFEST_OFFSET,
-                format!("{manifest_offset} (right after payload copy 1)"),
+                format!("{manifest_offset} (right after the last slot)"),
                 h.manifest_offset.to_string(),
             ));
         }
@@ -346,9 +390,15 @@ impl Header {
     }
 }
 
-/// The shortest possible state file: header, control block, two 64-byte copies, a manifest byte.
+/// The shortest possible state file: header, control block, two 64-byte slots, a manifest byte.
 pub fn min_file_len() -> u64 {
-    PAYLOAD_OFFSET as u64 + 2 * STRIDE_ALIGN as u64 + 1
+    PAYLOAD_OFFSET as u64 + MIN_SLOTS * STRIDE_ALIGN as u64 + 1
+}
+
+/// Whether `n` is a slot count format v2 allows: a power of two from 2 to 256 (a power of two,
+/// so that a version's slot is a mask, not a division, on every read).
+pub fn slots_ok(n: u64) -> bool {
+    n.is_power_of_two() && (MIN_SLOTS..=MAX_SLOTS).contains(&n)
 }
 
 fn put32(b: &mut [u8], at: usize, v: u32) {

@@ -38,9 +38,14 @@ compile_error!("mapped-state supports Unix-like systems only (it needs flock and
 
 mod sync;
 
-#[doc(hidden)]
-pub mod latch;
+/// The ring protocol, public only for the loom model (`tests/loom.rs`).
+#[cfg(loom)]
+pub mod ring;
+#[cfg(not(loom))]
+mod ring;
 
+#[cfg(not(loom))]
+mod create;
 #[cfg(not(loom))]
 mod derive_support;
 #[cfg(not(loom))]
@@ -52,9 +57,13 @@ mod fixed_str;
 #[cfg(not(loom))]
 pub mod format;
 #[cfg(not(loom))]
+mod lock;
+#[cfg(not(loom))]
 pub mod manifest;
 #[cfg(not(loom))]
 mod map;
+#[cfg(not(loom))]
+mod notify;
 #[cfg(not(loom))]
 mod open;
 #[cfg(not(loom))]
@@ -68,25 +77,31 @@ mod reader;
 #[cfg(not(loom))]
 pub mod schema;
 #[cfg(not(loom))]
+mod slots;
+#[cfg(not(loom))]
 mod state;
 #[cfg(not(loom))]
 mod updates;
 #[cfg(not(loom))]
 mod view;
 #[cfg(not(loom))]
+mod words;
+#[cfg(not(loom))]
 mod writer;
 
 #[cfg(not(loom))]
 pub use crate::{
+    create::CreateOptions,
     error::{Error, Insecurity, Result},
     fixed_str::{FixedStr, TooLong},
+    notify::{WakePolicy, BURST_GAP},
     open::OpenOptions,
     raw_reader::RawReader,
-    raw_writer::{CreateOptions, RawWriter},
+    raw_writer::RawWriter,
     reader::Reader,
-    state::{DecodeError, MappedState, Plain},
-    updates::{Update, Updates, WakePolicy},
-    view::{NoFields, ReadView, WriteView},
+    state::{DecodeError, InPlace, MappedState, Plain},
+    updates::{Update, Updates},
+    view::{Fields, NoFields, ReadView, WriteView},
     writer::Writer,
 };
 
@@ -105,7 +120,7 @@ pub mod __private {
         align_up, check_type, hex_u64, EnumDesc, FieldDesc, Kind, Prim, StructDesc, TypeDesc,
         VariantDesc,
     };
-    pub use crate::state::{DecodeError, MappedState, Plain};
-    pub use crate::view::{NoFields, ReadView, WriteView};
+    pub use crate::state::{DecodeError, InPlace, MappedState, Plain};
+    pub use crate::view::{Fields, NoFields, ReadView, WriteView};
     pub use crate::{Error, RawReader, RawWriter};
 }

@@ -4,46 +4,54 @@
 //! # Safety model
 //!
 //! A `Mapping` is created only after the file's header was validated against the file's length
-//! (`Header::parse`), and it maps exactly `header.file_len` bytes. Every offset used below is
-//! checked against that length, and every offset is a multiple of the access size; the mapping
-//! is page-aligned, so every atomic is aligned. Memory another process writes is only ever
-//! accessed through atomics, never through `&T` or a plain copy.
+//! (`Header::parse`), and it maps exactly `header.file_len` bytes with memmap2's `MmapRaw`, which
+//! hands out a raw pointer and nothing else: no `&[u8]` over memory that other processes change
+//! is ever formed, not even transiently. The pointers to the control words and to the ring are
+//! computed once, here, from the validated geometry; every offset is inside the mapping and a
+//! multiple of its access size, and the mapping is page-aligned, so every atomic is aligned.
+//! Memory another process writes is only ever accessed through atomics, never through `&T` or a
+//! plain copy.
 //!
 //! Readers map the file read-only and only ever *load* from it, with `Relaxed` loads of at most
 //! 8 bytes: std documents such loads as valid on read-only memory ("Atomic accesses to read-only
 //! memory" in `std::sync::atomic`). Ordering comes from separate fences.
 //!
-//! Limit: if another process of the same user truncates the file while it is mapped, an access
-//! past the new end raises SIGBUS. The format never shrinks a published file.
+//! Limit: if another process truncates the file while it is mapped, an access past the new end
+//! raises SIGBUS. The format never shrinks a published file.
 
 use std::fs::File;
 use std::io;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use crate::format::{off, Header, PAYLOAD_OFFSET};
-use crate::latch::Latch;
-
-enum Map {
-    ReadOnly(memmap2::Mmap),
-    ReadWrite(memmap2::MmapMut),
-}
+use crate::ring::Ring;
 
 /// A mapped, validated state file.
 pub(crate) struct Mapping {
-    map: Map,
-    /// Mapped length, equal to the validated `header.file_len`.
+    map: memmap2::MmapRaw,
+    /// The mapping's first byte (page-aligned), valid for `len` bytes while `map` lives.
+    base: *mut u8,
     len: usize,
-    /// Offset between the two payload copies.
+    slot_count: u64,
+    /// Words from one slot to the next.
     stride: usize,
-    /// Words per payload copy.
+    /// Words per payload.
     words: usize,
 }
+
+// SAFETY: the mapping is shared memory accessed only through atomics (module docs), so handing
+// it to another thread, or sharing it between threads, is as sound as sharing the atomics; the
+// raw pointer is only an address into `map`, which is itself `Send + Sync`.
+unsafe impl Send for Mapping {}
+// SAFETY: as above.
+unsafe impl Sync for Mapping {}
 
 impl std::fmt::Debug for Mapping {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mapping")
             .field("len", &self.len)
-            .field("stride", &self.stride)
+            .field("slot_count", &self.slot_count)
+            .field("stride_words", &self.stride)
             .field("words", &self.words)
             .finish_non_exhaustive()
     }
@@ -53,87 +61,93 @@ impl Mapping {
     /// Maps `file` read-only. `header` must have been validated against this file's length.
     pub(crate) fn read_only(file: &File, header: &Header) -> io::Result<Self> {
         let len = usize::try_from(header.file_len).map_err(io::Error::other)?;
-        // SAFETY: the mapping is only accessed through atomics (see the module docs), so a
-        // concurrent writer in another process cannot cause a data race on it; a truncation by
-        // another process is the documented SIGBUS limit.
-        let map = unsafe { memmap2::MmapOptions::new().len(len).map(file)? };
-        Ok(Self::new(Map::ReadOnly(map), header))
+        let map = memmap2::MmapOptions::new()
+            .len(len)
+            .map_raw_read_only(file)?;
+        Self::new(map, header)
     }
 
     /// Maps `file` read-write. The caller holds the writer lock; `header` is validated.
     pub(crate) fn read_write(file: &File, header: &Header) -> io::Result<Self> {
         let len = usize::try_from(header.file_len).map_err(io::Error::other)?;
-        // SAFETY: as for `read_only`; besides, the exclusive lock makes this the only writer.
-        let map = unsafe { memmap2::MmapOptions::new().len(len).map_mut(file)? };
-        Ok(Self::new(Map::ReadWrite(map), header))
+        let map = memmap2::MmapOptions::new().len(len).map_raw(file)?;
+        Self::new(map, header)
     }
 
-    fn new(map: Map, header: &Header) -> Self {
-        let len = match &map {
-            Map::ReadOnly(m) => m.len(),
-            Map::ReadWrite(m) => m.len(),
-        };
-        Mapping {
+    fn new(map: memmap2::MmapRaw, header: &Header) -> io::Result<Self> {
+        let len = map.len();
+        let stride = header.stride_words();
+        let words = header.payload_words();
+        let ring_end = (header.slot_count as usize)
+            .checked_mul(header.slot_stride as usize)
+            .and_then(|r| r.checked_add(PAYLOAD_OFFSET));
+        // `Header::parse` proved all of this; checked again here because the pointers below rely
+        // on it, and a mismatch must be an error rather than an out-of-bounds atomic.
+        if ring_end.is_none_or(|end| end > len)
+            || words > stride
+            || !crate::format::slots_ok(header.slot_count)
+            || (map.as_ptr() as usize) % 8 != 0
+        {
+            return Err(io::Error::other(
+                "mapping does not fit the validated header",
+            ));
+        }
+        Ok(Mapping {
+            base: map.as_mut_ptr(),
             map,
             len,
-            stride: header.slot_stride as usize,
-            words: header.payload_words(),
-        }
+            slot_count: header.slot_count,
+            stride,
+            words,
+        })
     }
 
-    fn base(&self) -> *const u8 {
-        match &self.map {
-            Map::ReadOnly(m) => m.as_ptr(),
-            Map::ReadWrite(m) => m.as_ptr(),
-        }
-    }
-
-    /// The `u64` atomic at byte `offset`.
+    /// The `u64` atomic at control-block byte `offset` (a constant of `format::off`).
     fn u64_at(&self, offset: usize) -> &AtomicU64 {
-        &self.words_at(offset, 1)[0]
+        debug_assert!(offset.is_multiple_of(8) && offset + 8 <= PAYLOAD_OFFSET);
+        // SAFETY: `offset` is one of the control block's 8-aligned `u64` words, inside the
+        // header-validated mapping (whose length is at least `PAYLOAD_OFFSET`), which lives as
+        // long as `&self`; the base is page-aligned. The memory is only accessed atomically.
+        unsafe { AtomicU64::from_ptr(self.base.add(offset).cast::<u64>()) }
     }
 
-    /// `n` consecutive `u64` atomics starting at byte `offset`.
-    fn words_at(&self, offset: usize, n: usize) -> &[AtomicU64] {
-        assert!(
-            offset.is_multiple_of(8)
-                && n.checked_mul(8).and_then(|b| b.checked_add(offset)) <= Some(self.len),
-            "mapping access out of bounds"
-        );
-        // SAFETY: `offset..offset + 8n` lies inside the mapping (checked above), which lives as
-        // long as `&self`; the base is page-aligned and `offset` a multiple of 8, so every
-        // `AtomicU64` is aligned. The memory is only accessed atomically (module docs).
-        unsafe { std::slice::from_raw_parts(self.base().add(offset).cast::<AtomicU64>(), n) }
-    }
-
-    /// The `u32` atomic at byte `offset`.
+    /// The `u32` atomic at control-block byte `offset`.
     fn u32_at(&self, offset: usize) -> &AtomicU32 {
-        assert!(
-            offset.is_multiple_of(4) && offset + 4 <= self.len,
-            "mapping access out of bounds"
-        );
-        // SAFETY: as in `words_at`, for one 4-aligned `AtomicU32` inside the mapping. The bytes
-        // of a `u32` control word are never accessed with another size.
-        unsafe { &*self.base().add(offset).cast::<AtomicU32>() }
+        debug_assert!(offset.is_multiple_of(4) && offset + 4 <= PAYLOAD_OFFSET);
+        // SAFETY: as in `u64_at`, for a 4-aligned `u32` control word. The bytes of a `u32`
+        // control word are never accessed with another size.
+        unsafe { AtomicU32::from_ptr(self.base.add(offset).cast::<u32>()) }
     }
 
-    /// The latch over the sequence word and both payload copies.
-    pub(crate) fn latch(&self) -> Latch<'_> {
-        Latch::new(
+    /// The ring over the sequence word and the slots.
+    #[inline]
+    pub(crate) fn ring(&self) -> Ring<'_> {
+        let n_words = self.slot_count as usize * self.stride;
+        // SAFETY: `new` checked that the ring, `slot_count * stride` 8-byte words from byte
+        // `PAYLOAD_OFFSET`, lies inside the mapping, which lives as long as `&self`; the offset
+        // is a multiple of 8 and the base page-aligned, so each `AtomicU64` is aligned; the memory
+        // is only ever accessed atomically (`AtomicU64` has the layout of `u64`).
+        let slots = unsafe {
+            std::slice::from_raw_parts(
+                self.base
+                    .add(PAYLOAD_OFFSET)
+                    .cast::<AtomicU64>()
+                    .cast_const(),
+                n_words,
+            )
+        };
+        Ring::from_validated(
             self.u64_at(off::SEQ),
-            self.words_at(PAYLOAD_OFFSET, self.words),
-            self.words_at(PAYLOAD_OFFSET + self.stride, self.words),
+            slots,
+            self.slot_count,
+            self.stride,
+            self.words,
         )
     }
 
-    /// The futex word bumped after every commit.
+    /// The futex word, bumped whenever waiters are woken.
     pub(crate) fn notify(&self) -> &AtomicU32 {
         self.u32_at(off::NOTIFY)
-    }
-
-    /// Until when the writer may commit without waking waiters (`off::WAKE_DEADLINE`).
-    pub(crate) fn wake_deadline(&self) -> &AtomicU64 {
-        self.u64_at(off::WAKE_DEADLINE)
     }
 
     /// The state flags (`FLAG_SUPERSEDED`).
@@ -146,6 +160,11 @@ impl Mapping {
         self.u64_at(off::WRITER_PID)
     }
 
+    /// The start time of the last writer's process.
+    pub(crate) fn writer_start(&self) -> &AtomicU64 {
+        self.u64_at(off::WRITER_START)
+    }
+
     /// Time of the last commit, nanoseconds since the Unix epoch.
     pub(crate) fn commit_time(&self) -> &AtomicU64 {
         self.u64_at(off::COMMIT_TIME)
@@ -153,9 +172,6 @@ impl Mapping {
 
     /// Schedules the mapping's dirty pages to be written to disk and waits for it (`msync`).
     pub(crate) fn flush(&self) -> io::Result<()> {
-        match &self.map {
-            Map::ReadWrite(m) => m.flush(),
-            Map::ReadOnly(_) => Ok(()),
-        }
+        self.map.flush()
     }
 }

@@ -61,6 +61,15 @@ pub(crate) fn process_exists(pid: u32) -> bool {
     }
 }
 
+/// The start time of process `pid` in clock ticks since boot (field 22 of `/proc/PID/stat`), or
+/// `None` where it cannot be read: with the pid, it names one process for the life of the boot.
+pub(crate) fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces and parentheses itself.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
 /// Wakes every process blocked in `futex_wait` on `word`. Shared futex (no `FUTEX_PRIVATE_FLAG`):
 /// the kernel keys it by the file's page, so waiters in other processes are found.
 #[cfg(any(target_os = "linux", target_os = "android"))]

@@ -1,4 +1,4 @@
-//! `RawReader`: a validated, read-only mapping of a state file and the latch reads over it, with
+//! `RawReader`: a validated, read-only mapping of a state file and the ring reads over it, with
 //! no Rust type attached. `Reader<T>` and the CLI are built on it.
 
 use std::fs::File;
@@ -10,9 +10,10 @@ use crate::error::Error;
 use crate::format::{Header, FLAG_SUPERSEDED};
 use crate::manifest::Type;
 use crate::map::Mapping;
+use crate::notify::{Liveness, Woke};
 use crate::open::{open_checked, validate, OpenOptions};
 use crate::state::{MappedState, Plain};
-use crate::updates::Liveness;
+use crate::words::{read_value, ReadError};
 
 /// How many times a snapshot read is retried before `Error::Contended`.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 10_000;
@@ -20,45 +21,20 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 10_000;
 /// How often a blocked wait checks that a writer still holds the file, by default.
 pub const DEFAULT_LIVENESS_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Runs `f` on a zeroed scratch buffer of `len` bytes: on the stack for the sizes of single
-/// fields and small payloads (in tiers, so a one-word read does not zero 512 bytes), on the heap
-/// beyond.
-pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
-    fn on_stack<const N: usize, R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
-        let mut buf = [0u8; N];
-        f(&mut buf[..len])
-    }
-    match len {
-        0..=16 => on_stack::<16, R>(len, f),
-        17..=64 => on_stack::<64, R>(len, f),
-        65..=512 => on_stack::<512, R>(len, f),
-        513..=4096 => on_stack::<4096, R>(len, f),
-        _ => f(&mut vec![0u8; len]),
-    }
-}
-
-/// The words covering bytes `offset..offset + size` of the payload: `(first word, word count,
-/// offset of the bytes inside the words)`.
-pub(crate) fn word_span(offset: usize, size: usize) -> (usize, usize, usize) {
-    let first = offset / 8;
-    let end = (offset + size).div_ceil(8);
-    (first, end - first, offset % 8)
-}
-
 /// An open state file, read through its manifest: no Rust type needed.
 ///
 /// Holds a read-only mapping; never writes to the file, so it needs only read permission and a
 /// crashed reader harms no one.
 #[derive(Debug)]
 pub struct RawReader {
-    path: PathBuf,
-    file: File,
-    header: Header,
-    schema: Type,
     map: Mapping,
     max_attempts: u32,
     /// How often a blocked wait probes the writer's liveness.
     liveness_interval: Duration,
+    path: PathBuf,
+    file: File,
+    header: Header,
+    schema: Type,
 }
 
 impl RawReader {
@@ -78,13 +54,13 @@ impl RawReader {
     pub(crate) fn from_validated(path: &Path, v: crate::open::Validated) -> Result<Self, Error> {
         let map = Mapping::read_only(&v.file, &v.header).map_err(|e| Error::io(path, "mmap", e))?;
         Ok(RawReader {
+            map,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            liveness_interval: DEFAULT_LIVENESS_INTERVAL,
             path: path.to_owned(),
             file: v.file,
             header: v.header,
             schema: v.schema,
-            map,
-            max_attempts: DEFAULT_MAX_ATTEMPTS,
-            liveness_interval: DEFAULT_LIVENESS_INTERVAL,
         })
     }
 
@@ -110,78 +86,119 @@ impl RawReader {
 
     /// Number of commits made to the file since it was created. Two reads that return the same
     /// version return the same value.
+    #[inline]
     pub fn version(&self) -> u64 {
-        self.map.latch().seq() >> 1
+        self.map.ring().version()
     }
 
     /// A consistent copy of the whole payload and its version.
     pub fn snapshot(&self) -> Result<(Vec<u8>, u64), Error> {
-        let mut buf = vec![0u8; self.header.payload_words() * 8];
-        let seq = self.read_words(0, &mut buf)?;
-        buf.truncate(self.header.payload_size as usize);
-        Ok((buf, seq >> 1))
+        let mut buf = vec![0u8; self.header.payload_size as usize];
+        let version = self.snapshot_into(&mut buf)?;
+        Ok((buf, version))
     }
 
-    /// Reads words `first..` into `out` consistently, retrying up to the attempt budget.
-    pub(crate) fn read_words(&self, first: usize, out: &mut [u8]) -> Result<u64, Error> {
-        self.map
-            .latch()
-            .read(first, out, self.max_attempts)
-            .map_err(|attempts| Error::Contended {
+    /// A consistent copy of the payload's first `out.len()` bytes (at most `payload_size`) into
+    /// `out`; returns the version.
+    pub fn snapshot_into(&self, out: &mut [u8]) -> Result<u64, Error> {
+        let n = out.len().min(self.header.payload_size as usize);
+        crate::words::read_into(&self.map.ring(), 0, &mut out[..n], self.max_attempts)
+            .map_err(|attempts| self.contended(attempts))
+    }
+
+    /// A consistent copy of the payload of version `version`, if it is still in the ring.
+    pub fn snapshot_version(&self, version: u64) -> Result<Vec<u8>, Error> {
+        let size = self.header.payload_size as usize;
+        let mut out = vec![0u8; size];
+        let ring = self.map.ring();
+        let (first, words) = crate::words::word_span(0, size);
+        let mut buf = vec![0u64; words];
+        ring.try_read_version(version, first, words, |i, w| buf[i] = w)
+            .map_err(|past| self.past(version, past))?;
+        out.copy_from_slice(&crate::words::bytes_of(&buf)[..size]);
+        Ok(out)
+    }
+
+    fn contended(&self, attempts: u32) -> Error {
+        Error::Contended {
+            path: self.path.clone(),
+            attempts,
+        }
+    }
+
+    fn past(&self, version: u64, past: crate::ring::Past) -> Error {
+        let newest = self.version();
+        match past {
+            crate::ring::Past::NotYet => Error::VersionNotYet {
                 path: self.path.clone(),
-                attempts,
-            })
+                version,
+                newest,
+            },
+            crate::ring::Past::Gone => Error::VersionGone {
+                path: self.path.clone(),
+                version,
+                newest,
+            },
+        }
+    }
+
+    fn read_error(&self, e: ReadError, version: u64, name: Option<(&str, usize)>) -> Error {
+        match e {
+            ReadError::Contended(attempts) => self.contended(attempts),
+            ReadError::Past(past) => self.past(version, past),
+            ReadError::Invalid(source) => Error::InvalidValue {
+                path: self.path.clone(),
+                source: match name {
+                    Some((name, offset)) => source.in_field(name, offset),
+                    None => source,
+                },
+            },
+        }
     }
 
     /// Reads and decodes a whole `T` at once. The caller has checked the schema.
+    #[inline]
     pub(crate) fn load<T: MappedState>(&self) -> Result<(T, u64), Error> {
-        let size = T::TYPE.size;
-        with_scratch(self.header.payload_words() * 8, |buf| {
-            let seq = self.read_words(0, buf)?;
-            let v = T::decode(&buf[..size]).map_err(|source| Error::InvalidValue {
-                path: self.path.clone(),
-                source,
-            })?;
-            Ok((v, seq >> 1))
-        })
+        read_value::<T>(&self.map.ring(), 0, None, self.max_attempts)
+            .map_err(|e| self.read_error(e, 0, None))
+    }
+
+    /// Reads and decodes version `version` of a whole `T`, if it is still in the ring.
+    pub(crate) fn load_version<T: MappedState>(&self, version: u64) -> Result<T, Error> {
+        read_value::<T>(&self.map.ring(), 0, Some(version), 1)
+            .map(|(v, _)| v)
+            .map_err(|e| self.read_error(e, version, None))
     }
 
     /// Reads the field of type `F` at payload byte `offset`, touching only its words, validating
     /// it. Used by the derive's accessors; the field name goes into the error.
     #[doc(hidden)]
+    #[inline]
     pub fn read_field<F: MappedState>(&self, offset: usize, name: &str) -> Result<F, Error> {
-        let (first, words, skip) = word_span(offset, F::TYPE.size);
-        with_scratch(words * 8, |buf| {
-            self.read_words(first, buf)?;
-            F::decode(&buf[skip..skip + F::TYPE.size]).map_err(|e| Error::InvalidValue {
-                path: self.path.clone(),
-                source: e.in_field(name, offset),
-            })
-        })
+        read_value::<F>(&self.map.ring(), offset, None, self.max_attempts)
+            .map(|(v, _)| v)
+            .map_err(|e| self.read_error(e, 0, Some((name, offset))))
     }
 
     /// Reads the always-valid field of type `F` at payload byte `offset`, touching only its words.
-    /// Retries until consistent (see `Latch::read_until_consistent`), so it cannot fail.
+    /// Retries until consistent (a read is disturbed only when the writer laps it by the ring's
+    /// slot count minus one), so it cannot fail.
     #[doc(hidden)]
+    #[inline]
     pub fn read_plain<F: Plain>(&self, offset: usize) -> F {
-        let (first, words, skip) = word_span(offset, F::TYPE.size);
-        with_scratch(words * 8, |buf| {
-            self.map.latch().read_until_consistent(first, buf);
-            F::decode_plain(&buf[skip..skip + F::TYPE.size])
-        })
+        loop {
+            match read_value::<F>(&self.map.ring(), offset, None, u32::MAX) {
+                Ok((v, _)) => return v,
+                // Cannot happen for a `Plain` type (every bit pattern is valid) and `u32::MAX`
+                // attempts; a wrong hand-written `Plain` impl gets retried, never a panic.
+                Err(_) => crate::ring::backoff(16),
+            }
+        }
     }
 
     /// Whether a writer holds the file's lock (probed with a non-blocking shared `flock`).
     pub fn writer_alive(&self) -> bool {
-        match self.file.try_lock_shared() {
-            Ok(()) => {
-                // Dropping our probe lock at once keeps the window in which a starting writer
-                // could see it tiny; writers retry briefly when the recorded pid is dead.
-                let _ = self.file.unlock();
-                false
-            }
-            Err(_) => true,
-        }
+        crate::lock::writer_holds(&self.file)
     }
 
     /// The pid of the writer that last opened the file, if any has.
@@ -190,14 +207,19 @@ impl RawReader {
         u32::try_from(pid).ok().filter(|&p| p != 0)
     }
 
-    /// When the current value was committed (wall clock of the writer's machine).
+    /// When the current value was committed (wall clock of the writer's machine). Exact to the
+    /// clock for a commit after a quiet spell; during a burst of commits (see
+    /// [`WakePolicy`](crate::WakePolicy)) the writer stops reading the clock and its wake keeper
+    /// stamps the time once per period, so the time shown is at most one period older than the
+    /// commit.
     pub fn last_commit(&self) -> SystemTime {
-        self.map.latch().seq();
+        self.map.ring().seq();
         let ns = self.map.commit_time().load(Ordering::Relaxed);
         SystemTime::UNIX_EPOCH + Duration::from_nanos(ns)
     }
 
-    /// How long ago the current value was committed (zero if the clock went backwards).
+    /// How long ago the current value was committed (zero if the clock went backwards); see
+    /// [`last_commit`](Self::last_commit) for its resolution.
     pub fn age(&self) -> Duration {
         SystemTime::now()
             .duration_since(self.last_commit())
@@ -207,45 +229,8 @@ impl RawReader {
     /// Whether a newer file has replaced this one at its path (`CreateOptions::replace`): reopen
     /// by path to follow it.
     pub fn superseded(&self) -> bool {
-        self.map.latch().seq();
+        self.map.ring().seq();
         self.map.flags().load(Ordering::Relaxed) & FLAG_SUPERSEDED != 0
-    }
-
-    /// The futex word, with acquire ordering. A `Relaxed` load and a fence rather than an
-    /// `Acquire` load: std guarantees only small `Relaxed` loads on read-only memory, which is
-    /// how readers map the file.
-    fn notify_acquire(&self) -> u32 {
-        let v = self.map.notify().load(Ordering::Relaxed);
-        std::sync::atomic::fence(Ordering::Acquire);
-        v
-    }
-
-    /// Blocks until the version differs from `since` or `timeout` passes; returns the version
-    /// then current. Sleeps on the file's futex word (Linux; polling elsewhere): no CPU is used
-    /// while waiting, and a commit from any process wakes the wait within microseconds (within
-    /// the writer's coalescing window, see [`WakePolicy`](crate::WakePolicy), in a burst).
-    /// Does not check that the writer is alive; [`wait_for_update`](Self::wait_for_update) does.
-    pub fn wait_for_version_change(&self, since: u64, timeout: Duration) -> u64 {
-        let deadline = Instant::now().checked_add(timeout);
-        loop {
-            // Load the futex word before checking the version: a commit after the check bumps it,
-            // so the wait below returns at once instead of missing the wake. Acquire: pairs with
-            // the writer's release bump, so the wake deadline read below is at least as new.
-            let seen = self.notify_acquire();
-            let v = self.version();
-            if v != since {
-                return v;
-            }
-            let left = match deadline {
-                Some(d) => match d.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => left,
-                    _ => return v,
-                },
-                None => Duration::from_secs(3600),
-            };
-            let nap = self.wake_cap().map_or(left, |cap| cap.min(left));
-            crate::os::futex_wait(self.map.notify(), seen, nap);
-        }
     }
 
     /// Sets how often a blocked wait checks that a writer still holds the file (default 100 ms,
@@ -258,6 +243,24 @@ impl RawReader {
     /// How often a blocked wait checks that a writer still holds the file.
     pub fn liveness_interval(&self) -> Duration {
         self.liveness_interval
+    }
+
+    /// Blocks until the version is newer than `since` or `timeout` passes; returns the version
+    /// then current. Sleeps on the file's futex word (Linux; polling elsewhere). Does not check
+    /// that the writer is alive; [`wait_for_update`](Self::wait_for_update) does.
+    pub fn wait_for_version_change(&self, since: u64, timeout: Duration) -> u64 {
+        let deadline = Instant::now().checked_add(timeout);
+        // No liveness probe: its interval is longer than the wait.
+        let never = timeout.saturating_add(Duration::from_secs(1));
+        let _ = crate::notify::wait_newer(
+            &self.map,
+            since,
+            deadline,
+            never,
+            &mut Liveness::new(),
+            || true,
+        );
+        self.version()
     }
 
     /// Blocks until a version newer than `since` is committed and returns it; `Ok(None)` when
@@ -284,51 +287,14 @@ impl RawReader {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         // Probing at least once per timeout means `Ok(None)` always comes with a fresh probe.
         let every = timeout.map_or(self.liveness_interval, |t| t.min(self.liveness_interval));
-        loop {
-            // Acquire: as in `wait_for_version_change`.
-            let seen = self.notify_acquire();
-            let v = self.version();
-            if v > since {
-                return Ok(Some(v));
-            }
-            if self.superseded() {
-                return Err(self.writer_gone(true));
-            }
-            let now = Instant::now();
-            if live.due(now, every) {
-                let alive = self.writer_alive();
-                live.probed(now);
-                if !alive {
-                    // The lock is dropped only after the writer's last store: re-read, so a
-                    // final commit is delivered before the verdict.
-                    let v = self.version();
-                    return if v > since {
-                        Ok(Some(v))
-                    } else {
-                        Err(self.writer_gone(false))
-                    };
-                }
-            }
-            let mut nap = live.until_due(now, every);
-            if let Some(d) = deadline {
-                match d.checked_duration_since(now) {
-                    Some(left) if !left.is_zero() => nap = nap.min(left),
-                    _ => return Ok(None),
-                }
-            }
-            if let Some(cap) = self.wake_cap() {
-                nap = nap.min(cap);
-            }
-            crate::os::futex_wait(self.map.notify(), seen, nap);
+        match crate::notify::wait_newer(&self.map, since, deadline, every, live, || {
+            self.writer_alive()
+        }) {
+            Woke::Newer(v) => Ok(Some(v)),
+            Woke::TimedOut => Ok(None),
+            Woke::Gone => Err(self.writer_gone(false)),
+            Woke::Superseded => Err(self.writer_gone(true)),
         }
-    }
-
-    /// How long a waiter may sleep before a coalescing writer's open window ends (a commit in
-    /// the window may not wake it). Relaxed load: ordered after the caller's acquire load of
-    /// `notify`, so the deadline is at least as new as the futex value the wait sleeps on.
-    fn wake_cap(&self) -> Option<Duration> {
-        let deadline = self.map.wake_deadline().load(Ordering::Relaxed);
-        crate::updates::sleep_cap(deadline, crate::updates::wall_ns())
     }
 
     fn writer_gone(&self, superseded: bool) -> Error {

@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::open::{check_schema, open_checked, validate, OpenOptions};
 use crate::updates::{Update, Updates};
 use crate::view::ReadView;
-use crate::{MappedState, RawReader};
+use crate::{Fields, RawReader};
 
 /// Reads a `T` published by a [`Writer<T>`](crate::Writer) in another process (or this one).
 ///
@@ -18,12 +18,12 @@ use crate::{MappedState, RawReader};
 /// and the derive's accessors (`reader.rpm()`, reached through `Deref`) read one field's words.
 ///
 /// A reader never writes to the file: read permission is enough.
-pub struct Reader<T: MappedState> {
+pub struct Reader<T: Fields> {
     view: T::ReadView,
     _type: PhantomData<fn() -> T>,
 }
 
-impl<T: MappedState> std::fmt::Debug for Reader<T> {
+impl<T: Fields> std::fmt::Debug for Reader<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reader")
             .field("path", &self.raw().path())
@@ -32,7 +32,7 @@ impl<T: MappedState> std::fmt::Debug for Reader<T> {
     }
 }
 
-impl<T: MappedState> Reader<T> {
+impl<T: Fields> Reader<T> {
     /// Opens `path` with default options (refusing symlinks and files others can write).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
         Self::open_with(path, &OpenOptions::new())
@@ -65,6 +65,30 @@ impl<T: MappedState> Reader<T> {
     /// Like [`load`](Self::load), with the version the value belongs to.
     pub fn load_versioned(&self) -> Result<(T, u64), Error> {
         self.raw().load::<T>()
+    }
+
+    /// Version `version` of the value, if it is still in the ring (the newest `slots` versions,
+    /// see [`CreateOptions::slots`](crate::CreateOptions::slots)): [`Error::VersionGone`] once
+    /// the writer has overwritten it (also when it does so during the read: an old version is
+    /// never returned torn), [`Error::VersionNotYet`] if it is not committed yet.
+    pub fn load_version(&self, version: u64) -> Result<T, Error> {
+        self.raw().load_version::<T>(version)
+    }
+
+    /// The versions still in the ring, newest first, each read and validated when the iterator
+    /// reaches it: `(version, value)`. Ends at the oldest version the ring still holds, or
+    /// earlier, at the first version the writer overwrites before the iterator reaches it.
+    /// Invalid bytes are yielded as [`Error::InvalidValue`] and the iteration goes on.
+    pub fn load_history(&self) -> impl Iterator<Item = Result<(u64, T), Error>> + '_ {
+        let newest = self.version();
+        let slots = self.raw().header().slot_count;
+        (0..slots)
+            .map_while(move |back| newest.checked_sub(back))
+            .map_while(move |v| match self.load_version(v) {
+                Ok(value) => Some(Ok((v, value))),
+                Err(Error::VersionGone { .. }) => None,
+                Err(e) => Some(Err(e)),
+            })
     }
 
     /// Sets how many times a snapshot read retries before [`Error::Contended`].
@@ -194,7 +218,7 @@ impl<T: MappedState> Reader<T> {
     }
 }
 
-impl<T: MappedState> std::ops::Deref for Reader<T> {
+impl<T: Fields> std::ops::Deref for Reader<T> {
     type Target = T::ReadView;
     fn deref(&self) -> &T::ReadView {
         &self.view

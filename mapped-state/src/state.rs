@@ -2,7 +2,6 @@
 //! implementations for primitives and arrays, and `DecodeError` for invalid bytes.
 
 use crate::schema::{Kind, Prim, TypeDesc};
-use crate::view::{NoFields, ReadView, WriteView};
 
 /// A type that can live in a state file.
 ///
@@ -28,16 +27,22 @@ pub trait MappedState: Sized {
     /// changes whenever a name, kind, offset, size or enum variant changes.
     const SCHEMA_HASH: u64 = crate::schema::schema_hash(Self::TYPE);
 
-    /// Per-field read accessors reached through `Deref` from [`Reader<Self>`](crate::Reader).
-    type ReadView: ReadView;
-    /// Per-field setters reached through `DerefMut` from [`Writer<Self>`](crate::Writer).
-    type WriteView: WriteView;
+    /// Whether the type's memory is its encoding, so that readers fill a value straight from the
+    /// mapping and writers store straight from it (see [`InPlace`]). `None` (the default) means
+    /// every read decodes from a copy of the bytes and every write encodes into one.
+    const IN_PLACE: Option<InPlace> = None;
 
     /// Writes the value's bytes into `out`, which is exactly `TYPE.size` bytes long and zeroed.
     fn encode(&self, out: &mut [u8]);
 
     /// Reads a value from `bytes`, exactly `TYPE.size` bytes long, validating it.
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError>;
+
+    /// Checks that `bytes` (exactly `TYPE.size` long) hold a valid value without building one:
+    /// `Ok` exactly when [`decode`](Self::decode) would succeed. The provided version decodes.
+    fn validate(bytes: &[u8]) -> Result<(), DecodeError> {
+        Self::decode(bytes).map(drop)
+    }
 
     /// Reads `[Self; N]` from `bytes` (`N * TYPE.size` long): how `<[Self; N]>::decode` works.
     ///
@@ -48,6 +53,50 @@ pub trait MappedState: Sized {
     #[doc(hidden)]
     fn decode_array<const N: usize>(bytes: &[u8]) -> Result<[Self; N], DecodeError> {
         decode_array_by_element(bytes)
+    }
+}
+
+/// Proof that a type's memory is its file encoding: what lets a read copy words from the mapping
+/// straight into a value (and a write store straight from one), instead of decoding from a copy.
+///
+/// It can only be made with `unsafe` ([`InPlace::new`]); `#[derive(MappedState)]` makes it, with
+/// compile-time checks of the offsets rustc chose, for structs whose every field is in place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InPlace {
+    validates: bool,
+    padded: bool,
+}
+
+impl InPlace {
+    /// The proof for a type `T`.
+    ///
+    /// # Safety
+    ///
+    /// - `size_of::<T>() == T::TYPE.size`, and the encoding of every value is its memory: each
+    ///   byte of the encoding is the byte at the same offset of the value, except padding bytes,
+    ///   which the encoding holds as zero.
+    /// - If `validates` is false, every byte pattern of `T::TYPE.size` bytes is a valid `T`. If it
+    ///   is true, every byte pattern for which `T::validate` returns `Ok` is a valid `T` (padding
+    ///   bytes being arbitrary).
+    /// - If `padded` is false, `T` has no padding: every byte of every valid `T` is initialized.
+    pub const unsafe fn new(validates: bool, padded: bool) -> Self {
+        InPlace { validates, padded }
+    }
+
+    /// Whether bytes must be checked with `validate` before they are taken for a value.
+    pub const fn validates(self) -> bool {
+        self.validates
+    }
+
+    /// Whether the type has padding (then its memory is never read as bytes).
+    pub const fn padded(self) -> bool {
+        self.padded
+    }
+
+    /// The proof for `[T; N]`, from the proof for `T`: an array's elements are `size_of::<T>()`
+    /// apart with no padding between them, as in the encoding.
+    pub const fn array(elem: Option<InPlace>) -> Option<InPlace> {
+        elem
     }
 }
 
@@ -169,8 +218,9 @@ macro_rules! impl_number {
     ($($t:ty => $p:ident),* $(,)?) => {$(
         impl MappedState for $t {
             const TYPE: &'static TypeDesc = &TypeDesc::prim(Prim::$p);
-            type ReadView = NoFields<crate::RawReader>;
-            type WriteView = NoFields<crate::RawWriter>;
+            // SAFETY: a number's memory is its native-endian bytes, which is its encoding; every
+            // bit pattern is a valid number; numbers have no padding.
+            const IN_PLACE: Option<InPlace> = Some(unsafe { InPlace::new(false, false) });
 
             #[inline]
             fn encode(&self, out: &mut [u8]) {
@@ -207,8 +257,9 @@ impl_number!(
 
 impl MappedState for bool {
     const TYPE: &'static TypeDesc = &TypeDesc::prim(Prim::Bool);
-    type ReadView = NoFields<crate::RawReader>;
-    type WriteView = NoFields<crate::RawWriter>;
+    // SAFETY: a `bool` is one byte, 0 or 1, which is its encoding; `validate` (via `decode`)
+    // accepts exactly 0 and 1; it has no padding.
+    const IN_PLACE: Option<InPlace> = Some(unsafe { InPlace::new(true, false) });
 
     #[inline]
     fn encode(&self, out: &mut [u8]) {
@@ -231,8 +282,9 @@ impl MappedState for bool {
 
 impl MappedState for char {
     const TYPE: &'static TypeDesc = &TypeDesc::prim(Prim::Char);
-    type ReadView = NoFields<crate::RawReader>;
-    type WriteView = NoFields<crate::RawWriter>;
+    // SAFETY: a `char` is its `u32` scalar value in native byte order, which is its encoding;
+    // `validate` (via `decode`) accepts exactly the Unicode scalar values; it has no padding.
+    const IN_PLACE: Option<InPlace> = Some(unsafe { InPlace::new(true, false) });
 
     #[inline]
     fn encode(&self, out: &mut [u8]) {
@@ -266,8 +318,7 @@ impl<T: MappedState, const N: usize> ArrayDesc<T, N> {
 
 impl<T: MappedState, const N: usize> MappedState for [T; N] {
     const TYPE: &'static TypeDesc = &ArrayDesc::<T, N>::DESC;
-    type ReadView = NoFields<crate::RawReader>;
-    type WriteView = NoFields<crate::RawWriter>;
+    const IN_PLACE: Option<InPlace> = InPlace::array(T::IN_PLACE);
 
     fn encode(&self, out: &mut [u8]) {
         let stride = T::TYPE.size;
@@ -278,6 +329,17 @@ impl<T: MappedState, const N: usize> MappedState for [T; N] {
 
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         T::decode_array::<N>(bytes)
+    }
+
+    fn validate(bytes: &[u8]) -> Result<(), DecodeError> {
+        let stride = T::TYPE.size;
+        if stride == 0 {
+            return Ok(());
+        }
+        for (i, chunk) in bytes.chunks_exact(stride).enumerate() {
+            T::validate(chunk).map_err(|e| e.in_index(i, stride))?;
+        }
+        Ok(())
     }
 }
 

@@ -3,12 +3,11 @@
 use std::marker::PhantomData;
 use std::path::Path;
 
+use crate::create::CreateOptions;
 use crate::error::Error;
 use crate::open::{check_schema, OpenOptions};
-use crate::raw_reader::with_scratch;
-use crate::raw_writer::CreateOptions;
 use crate::view::WriteView;
-use crate::{MappedState, RawWriter, WakePolicy};
+use crate::{Fields, RawWriter, WakePolicy};
 
 /// Publishes a `T` to readers in any process.
 ///
@@ -16,12 +15,12 @@ use crate::{MappedState, RawWriter, WakePolicy};
 /// kernel drops it if the process dies), and a second writer gets [`Error::WriterActive`] with
 /// the first one's pid. Every commit is atomic for readers: they see the whole old value or the
 /// whole new one, never a mix, even if this process is killed in the middle of a commit.
-pub struct Writer<T: MappedState> {
+pub struct Writer<T: Fields> {
     view: T::WriteView,
     _type: PhantomData<fn() -> T>,
 }
 
-impl<T: MappedState> std::fmt::Debug for Writer<T> {
+impl<T: Fields> std::fmt::Debug for Writer<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Writer")
             .field("path", &self.raw().path())
@@ -30,15 +29,7 @@ impl<T: MappedState> std::fmt::Debug for Writer<T> {
     }
 }
 
-/// Encodes `value` into a scratch buffer and hands the bytes to `f`.
-fn encode<T: MappedState, R>(value: &T, f: impl FnOnce(&[u8]) -> R) -> R {
-    with_scratch(T::TYPE.size, |buf| {
-        value.encode(buf);
-        f(buf)
-    })
-}
-
-impl<T: MappedState> Writer<T> {
+impl<T: Fields> Writer<T> {
     fn wrap(raw: RawWriter) -> Self {
         Writer {
             view: T::WriteView::from_raw(raw),
@@ -58,7 +49,7 @@ impl<T: MappedState> Writer<T> {
         initial: &T,
         opts: &CreateOptions,
     ) -> Result<Self, Error> {
-        encode(initial, |bytes| {
+        crate::words::with_encoding(initial, |bytes| {
             RawWriter::create(path.as_ref(), T::TYPE, bytes, opts)
         })
         .map(Self::wrap)
@@ -100,7 +91,8 @@ impl<T: MappedState> Writer<T> {
     /// Commits `value` as one atomic update and wakes waiting readers. Only the words that
     /// differ from the current value are stored. Returns the new version.
     pub fn publish(&mut self, value: &T) -> u64 {
-        self.view.raw_mut().publish_with(|buf| value.encode(buf))
+        let raw = self.view.raw_mut();
+        crate::words::with_encoding(value, |bytes| raw.publish_bytes(bytes))
     }
 
     /// Changes the current value with `f` and commits the result as one atomic update.
@@ -126,9 +118,9 @@ impl<T: MappedState> Writer<T> {
     }
 
     /// Sets when commits wake readers blocked in [`Reader::updates`](crate::Reader::updates) and
-    /// [`Reader::wait_for_update`](crate::Reader::wait_for_update). The default coalesces wakes
-    /// within 100 µs, which makes back-to-back small commits 4–5x cheaper than waking on each;
-    /// see [`WakePolicy`] for the measurements and the latency it trades.
+    /// [`Reader::wait_for_update`](crate::Reader::wait_for_update). The default wakes on every
+    /// isolated commit and, during a burst, once per 100 µs from a helper thread; see
+    /// [`WakePolicy`].
     pub fn set_wake_policy(&mut self, policy: WakePolicy) {
         self.view.raw_mut().set_wake_policy(policy);
     }
@@ -149,14 +141,14 @@ impl<T: MappedState> Writer<T> {
     }
 }
 
-impl<T: MappedState> std::ops::Deref for Writer<T> {
+impl<T: Fields> std::ops::Deref for Writer<T> {
     type Target = T::WriteView;
     fn deref(&self) -> &T::WriteView {
         &self.view
     }
 }
 
-impl<T: MappedState> std::ops::DerefMut for Writer<T> {
+impl<T: Fields> std::ops::DerefMut for Writer<T> {
     fn deref_mut(&mut self) -> &mut T::WriteView {
         &mut self.view
     }

@@ -1,0 +1,224 @@
+//! Making a state file appear at a path: built completely where no reader can see it (a
+//! temporary name, `O_EXCL | O_NOFOLLOW`, mode 0600 by default, preallocated), then published
+//! with `link` (never replacing anything) or, when asked, `rename` over an old state file, which
+//! is then flagged *superseded* so that its readers reopen by path.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use crate::error::Error;
+use crate::format::{off, Header, FLAG_SUPERSEDED, PAYLOAD_OFFSET};
+use crate::lock::lock_exclusive;
+use crate::map::Mapping;
+use crate::open::{open_checked, validate, OpenOptions};
+
+/// How a new state file is created.
+#[derive(Clone, Debug)]
+pub struct CreateOptions {
+    pub(crate) mode: u32,
+    pub(crate) replace: bool,
+    pub(crate) slots: u64,
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        CreateOptions {
+            mode: 0o600,
+            replace: false,
+            slots: crate::format::DEFAULT_SLOTS,
+        }
+    }
+}
+
+impl CreateOptions {
+    /// Defaults: mode `0600`, refuse to replace an existing file, a ring of 4 slots.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Permission bits of the new file (default `0o600`: readers must run as the same user).
+    /// `0o644` lets every user read it. Bits `0o022` are accepted but make readers refuse the
+    /// file unless they opt in with `OpenOptions::allow_shared_writable`.
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode & 0o7777;
+        self
+    }
+
+    /// Replace an existing state file at the path (default: refuse with `Error::AlreadyExists`).
+    ///
+    /// The old file must be a state file with no live writer; it is flagged *superseded* so its
+    /// readers learn to reopen by path, then atomically renamed over.
+    pub fn replace(mut self, yes: bool) -> Self {
+        self.replace = yes;
+        self
+    }
+
+    /// Slots in the ring: a power of two from 2 to 256 (default 4). A reader is disturbed only
+    /// when the writer laps it by `slots - 1` commits during one read, and the last `slots`
+    /// versions can be read as history; the file holds `slots` copies of the payload.
+    /// `BENCHMARKS.md` has the measurements that chose the default.
+    pub fn slots(mut self, slots: u64) -> Self {
+        self.slots = slots;
+        self
+    }
+}
+
+/// A new file's random-looking identity: distinguishes files created at the same path.
+pub(crate) fn nonce() -> u64 {
+    let t = crate::notify::wall_ns();
+    let local = 0u8;
+    let addr = &local as *const u8 as u64;
+    crate::schema::fnv1a64(
+        &[
+            t.to_ne_bytes(),
+            u64::from(std::process::id()).to_ne_bytes(),
+            addr.to_ne_bytes(),
+        ]
+        .concat(),
+    )
+}
+
+/// A complete new state file, locked, published at its path.
+pub(crate) struct Created {
+    pub(crate) file: File,
+}
+
+/// Builds the file for `header` holding `manifest` and `initial` (in every slot) and publishes
+/// it at `path`. The returned file is locked exclusively.
+pub(crate) fn create(
+    path: &Path,
+    header: &Header,
+    manifest: &[u8],
+    initial: &[u8],
+    opts: &CreateOptions,
+) -> Result<Created, Error> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().ok_or_else(|| {
+        Error::io(
+            path,
+            "create",
+            std::io::Error::other("path has no file name"),
+        )
+    })?;
+    let tmp = dir.join(format!(
+        ".{}.{}.{:016x}.tmp",
+        name.to_string_lossy(),
+        std::process::id(),
+        header.nonce
+    ));
+    let file = crate::os::create_new(&tmp, opts.mode).map_err(|e| Error::io(&tmp, "create", e))?;
+    let built = fill_and_publish(path, &tmp, file, header, manifest, initial, opts);
+    if built.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    built.map(|file| Created { file })
+}
+
+fn fill_and_publish(
+    path: &Path,
+    tmp: &Path,
+    file: File,
+    header: &Header,
+    manifest: &[u8],
+    initial: &[u8],
+    opts: &CreateOptions,
+) -> Result<File, Error> {
+    let io = |op| move |e| Error::io(tmp, op, e);
+    // `create_new`'s mode is filtered by the umask; the caller asked for exactly this mode.
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(opts.mode))
+        .map_err(io("chmod"))?;
+    lock_exclusive(tmp, &file)?;
+    crate::os::preallocate(&file, header.file_len).map_err(io("preallocate"))?;
+    file.write_all_at(&header.encode(), 0)
+        .map_err(io("write header"))?;
+    let mut control = [0u8; 128];
+    let put = |c: &mut [u8; 128], at: usize, v: u64| {
+        c[at - 128..at - 120].copy_from_slice(&v.to_ne_bytes());
+    };
+    put(&mut control, off::WRITER_PID, u64::from(std::process::id()));
+    put(&mut control, off::COMMIT_TIME, crate::notify::wall_ns());
+    put(
+        &mut control,
+        off::WRITER_START,
+        crate::os::process_start(std::process::id()).unwrap_or(0),
+    );
+    file.write_all_at(&control, 128)
+        .map_err(io("write control block"))?;
+    // Every slot holds the initial value, so the writer knows what each one holds.
+    let mut slot = vec![0u8; header.slot_stride as usize];
+    slot[..initial.len()].copy_from_slice(initial);
+    for i in 0..header.slot_count {
+        file.write_all_at(&slot, PAYLOAD_OFFSET as u64 + i * header.slot_stride)
+            .map_err(io("write payload"))?;
+    }
+    file.write_all_at(manifest, header.manifest_offset)
+        .map_err(io("write manifest"))?;
+
+    if opts.replace {
+        let old = Replaced::lock(path)?;
+        std::fs::rename(tmp, path).map_err(|e| Error::io(path, "rename", e))?;
+        // Flagged only now: a reader told to reopen finds the new file at the path.
+        if let Some(old) = old {
+            old.mark_superseded();
+        }
+    } else {
+        // `link` fails with EEXIST where `rename` would replace: no existing file is lost.
+        std::fs::hard_link(tmp, path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::AlreadyExists {
+                    path: path.to_owned(),
+                }
+            } else {
+                Error::io(path, "link", e)
+            }
+        })?;
+        std::fs::remove_file(tmp).map_err(io("remove temporary"))?;
+    }
+    Ok(file)
+}
+
+/// The state file about to be replaced at a path: locked (so no writer can take it over between
+/// the check and the rename) and mapped, to flag it superseded once the new file is in place.
+struct Replaced {
+    _lock: File,
+    map: Mapping,
+    _path: PathBuf,
+}
+
+impl Replaced {
+    /// Locks and validates the state file at `path`, if there is one. Refuses a file with a live
+    /// writer, a file that is not a state file, and anything `Reader::open` would refuse.
+    fn lock(path: &Path) -> Result<Option<Replaced>, Error> {
+        let file = match open_checked(path, true, &OpenOptions::new()) {
+            Ok(f) => f,
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(None)
+            }
+            Err(e) => return Err(e),
+        };
+        lock_exclusive(path, &file)?;
+        let v = validate(path, file)?;
+        let map =
+            Mapping::read_write(&v.file, &v.header).map_err(|e| Error::io(path, "mmap", e))?;
+        Ok(Some(Replaced {
+            _lock: v.file,
+            map,
+            _path: path.to_owned(),
+        }))
+    }
+
+    /// Tells the old file's readers that a newer file stands at its path, and wakes waiters.
+    fn mark_superseded(&self) {
+        self.map
+            .flags()
+            .fetch_or(FLAG_SUPERSEDED, Ordering::Release);
+        self.map.notify().fetch_add(1, Ordering::Release);
+        crate::os::futex_wake_all(self.map.notify());
+    }
+}
