@@ -161,18 +161,39 @@ fn wrong_magic_is_not_a_state_file() {
 #[test]
 fn newer_version_is_unsupported() {
     let mut b = valid_bytes();
-    put32(&mut b, off::VERSION, 2);
+    put32(&mut b, off::VERSION, 3);
     reseal(&mut b);
-    refused(&b).each(&["version 2"], |e| {
+    refused(&b).each(&["version 3"], |e| {
         matches!(
             e,
             Error::UnsupportedVersion {
-                found: 2,
-                supported: 1,
+                found: 3,
+                supported: 2,
                 ..
             }
         )
     });
+}
+
+/// Format v1 (the two-copy latch) is not read: no migration, a clear error.
+#[test]
+fn format_v1_is_unsupported() {
+    let mut b = valid_bytes();
+    put32(&mut b, off::VERSION, 1);
+    reseal(&mut b);
+    refused(&b).each(
+        &["format version 1 is not supported", "reads version 2"],
+        |e| {
+            matches!(
+                e,
+                Error::UnsupportedVersion {
+                    found: 1,
+                    supported: 2,
+                    ..
+                }
+            )
+        },
+    );
 }
 
 #[test]
@@ -275,6 +296,24 @@ fn payload_align_above_the_limit_is_corrupt() {
 fn slot_stride_is_checked() {
     corrupt_field("slot_stride", off::SLOT_STRIDE, |b| {
         put64(b, off::SLOT_STRIDE, 128)
+    });
+}
+
+#[test]
+fn slot_count_must_be_a_power_of_two_from_2_to_256() {
+    for bad in [0u64, 1, 3, 6, 512, 1 << 40, u64::MAX] {
+        corrupt_field("slot_count", off::SLOT_COUNT, |b| {
+            put64(b, off::SLOT_COUNT, bad)
+        });
+    }
+}
+
+#[test]
+fn slot_count_that_disagrees_with_the_file_is_refused() {
+    // A valid count, but the manifest offset and file length were computed for another one.
+    corrupt_field("manifest_offset", off::MANIFEST_OFFSET, |b| {
+        let n = get64(b, off::SLOT_COUNT);
+        put64(b, off::SLOT_COUNT, n * 2)
     });
 }
 

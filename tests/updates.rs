@@ -434,50 +434,62 @@ fn a_reader_waiting_in_updates_learns_that_a_killed_writer_is_gone() {
 // ---------------------------------------------------------------------------------------------
 // In one process: the wake policy, timeouts, a clean exit, a superseded file.
 
+/// Under the default policy the commits of a burst make no wake call of their own; the
+/// writer's wake keeper announces them within a period, so a waiter asleep for the last one of
+/// the burst still gets it; after the burst an isolated commit wakes at once again.
 #[test]
-fn a_commit_whose_wake_was_coalesced_reaches_the_sleeping_waiter() {
+fn the_commits_of_a_burst_reach_a_sleeping_waiter_through_the_wake_keeper() {
     if child_role().is_some() {
         return;
     }
+    const BURST: u64 = 2_000;
     let dir = TempDir::new("updates-coalesce");
     let path = dir.join("c.state");
     let mut w = Writer::<[u64; 2]>::create(&path, &[0; 2]).expect("create");
-    // The longest window, so that commit 2 surely falls inside the window commit 1 opened.
-    w.set_wake_policy(WakePolicy::Coalesce(Duration::from_secs(1)));
+    let period = Duration::from_millis(20);
+    w.set_wake_policy(WakePolicy::Coalesce(period));
     let (tid_tx, tid_rx) = std::sync::mpsc::channel();
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let waiter_path = path.clone();
-    // Not scoped: if the waiter missed commit 2 it would sleep a minute, and the test must fail
-    // after `PATIENCE` instead of waiting for it.
+    // Not scoped: if the waiter missed the last commit it would sleep a minute, and the test
+    // must fail after `PATIENCE` instead of waiting for it.
     std::thread::spawn(move || {
         let mut r = Reader::<[u64; 2]>::open(&waiter_path).expect("open");
-        // Only the window's end can end the sleep within a minute: no probe, no timeout.
+        // Only a wake can end the sleep within a minute: no probe, no timeout.
         r.set_liveness_interval(Duration::from_secs(60));
         tid_tx
             .send(rustix::thread::gettid().as_raw_pid() as u32)
             .expect("send tid");
-        let _ = done_tx.send(r.wait_for_update_after(1, Duration::from_secs(60)));
+        let _ = done_tx.send(r.wait_for_update_after(BURST - 1, Duration::from_secs(60)));
     });
     let tid = tid_rx.recv_timeout(PATIENCE).expect("waiter tid");
     let me = std::process::id();
     await_futex_sleep(me, Some(tid), &path, Some(notify_word(&path)));
-    assert_eq!(w.publish(&[1, 1]), 1);
-    assert_eq!(w.raw().wakes_issued(), 1, "the first commit wakes");
-    // Version 1 is not newer than 1: the waiter sleeps again, now on the new notify value, its
-    // sleep capped at the end of the window commit 1 opened.
-    await_futex_sleep(me, Some(tid), &path, Some(notify_word(&path)));
-    assert_eq!(w.publish(&[2, 2]), 2);
-    assert_eq!(
-        w.raw().wakes_issued(),
-        1,
-        "commit 2 came within the 1 s window: no wake call"
-    );
+    let before = w.raw().wakes_issued();
+    for i in 1..=BURST {
+        w.publish(&[i, i]);
+    }
+    let during = w.raw().wakes_issued() - before;
     let got = done_rx
         .recv_timeout(PATIENCE)
-        .expect("commit 2 reaches the waiter by the window's end (1 s), well within 10 s")
+        .expect("the burst's last commit reaches the waiter (within a period), well within 10 s")
         .expect("wait");
     let u = got.expect("an update, not a timeout");
-    assert_eq!((u.value, u.version, u.skipped), ([2, 2], 2, 0));
+    assert_eq!((u.value, u.version, u.skipped), ([BURST, BURST], BURST, 0));
+    assert!(
+        during < BURST / 4,
+        "{during} wakes for a burst of {BURST} commits: the burst was not coalesced"
+    );
+    // After the burst, once the keeper has seen a few quiet periods, an isolated commit wakes
+    // at once, by itself.
+    std::thread::sleep(period * 4);
+    let quiet = w.raw().wakes_issued();
+    w.publish(&[0, 0]);
+    assert_eq!(
+        w.raw().wakes_issued(),
+        quiet + 1,
+        "an isolated commit wakes at once"
+    );
 }
 
 #[test]

@@ -75,9 +75,10 @@ fn text_report(
     line(
         "format",
         format!(
-            "version {}, native-endian, {} bytes",
+            "version {}, native-endian, {} bytes, a ring of {} slots",
             mapped_state::format::VERSION,
-            h.file_len
+            h.file_len,
+            h.slot_count
         ),
     );
     line("schema", schema_line(r));
@@ -121,9 +122,10 @@ fn json_report(
     let mut s = String::from("{\"file\":");
     render::json_str(&r.path().display().to_string(), &mut s);
     s.push_str(&format!(
-        ",\"format_version\":{},\"file_size\":{},\"schema\":{{\"name\":",
+        ",\"format_version\":{},\"file_size\":{},\"slots\":{},\"schema\":{{\"name\":",
         mapped_state::format::VERSION,
-        h.file_len
+        h.file_len,
+        h.slot_count
     ));
     render::json_str(&r.schema().name(), &mut s);
     s.push_str(&format!(

@@ -99,20 +99,25 @@ pub fn run(path: &Path, opts: &OpenOptions, s: &Settings) -> Result<(), Exit> {
                 return Ok(());
             }
         }
-        let alive = w.reader.writer_alive();
-        let pid = if alive { current_pid(&w) } else { w.pid };
-        // A writer that exited and a new one that started within one wake show as a new pid.
-        let exited = w.alive && (!alive || pid != w.pid);
-        let started = alive && (!w.alive || pid != w.pid);
-        if exited {
-            writer_event(&mut out, s.json, "exited", w.pid)?;
+        // Superseded first: a file being replaced is locked by the replacing process for a
+        // moment, which the liveness probe below would report as a writer starting.
+        let superseded = w.superseded || w.reader.superseded();
+        if !superseded {
+            let alive = w.reader.writer_alive();
+            let pid = if alive { current_pid(&w) } else { w.pid };
+            // A writer that exited and a new one that started within one wake show as a new pid.
+            let exited = w.alive && (!alive || pid != w.pid);
+            let started = alive && (!w.alive || pid != w.pid);
+            if exited {
+                writer_event(&mut out, s.json, "exited", w.pid)?;
+            }
+            if started {
+                writer_event(&mut out, s.json, "started", pid)?;
+            }
+            w.alive = alive;
+            w.pid = pid;
         }
-        if started {
-            writer_event(&mut out, s.json, "started", pid)?;
-        }
-        w.alive = alive;
-        w.pid = pid;
-        if !w.superseded && w.reader.superseded() {
+        if !w.superseded && superseded {
             w.superseded = true;
             if s.json {
                 writeln!(out, "{{\"event\":\"superseded\"}}")?;

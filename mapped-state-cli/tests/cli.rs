@@ -113,7 +113,7 @@ fn inspect_prints_header_writer_and_every_field() {
 
     let header = [
         ("file", s(&path).to_string()),
-        ("format", "version 1".into()),
+        ("format", "version 2, native-endian".into()),
         (
             "schema",
             format!("Telemetry (hash {:#018x})", Telemetry::SCHEMA_HASH),
@@ -167,7 +167,8 @@ fn inspect_json_holds_the_same_values() {
     assert_eq!(out.lines().count(), 1, "one object on one line: {out}");
     let j: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(j["file"], s(&path));
-    assert_eq!(j["format_version"], 1);
+    assert_eq!(j["format_version"], 2);
+    assert_eq!(j["slots"], 4);
     assert_eq!(j["schema"]["name"], "Telemetry");
     assert_eq!(
         j["schema"]["hash"],
@@ -307,10 +308,10 @@ fn no_byte_flip_makes_the_cli_panic() {
     drop(Writer::<Telemetry>::create(&good, &sample()).unwrap());
     let len = std::fs::metadata(&good).unwrap().len() as usize;
     let stride = Telemetry::TYPE.size.div_ceil(64) * 64;
-    let manifest = 256 + 2 * stride;
-    // Every header byte and every byte of the payload copy readers use (version 0: copy 0);
-    // every 8th byte of the control block, the other copy and the manifest (all covered by a
-    // hash, so one flip is as good as another). About 300 runs of the binary.
+    let manifest = 256 + 4 * stride;
+    // Every header byte and every byte of the slot readers use (version 0: slot 0); every 8th
+    // byte of the control block, the other slots and the manifest (all covered by a hash, so
+    // one flip is as good as another). About 300 runs of the binary.
     let offsets =
         (0..len).filter(|&at| at < 128 || (256..256 + stride).contains(&at) || at % 8 == 0);
     // Bounded in time too: a loaded machine checks fewer bytes rather than stalling the suite.
