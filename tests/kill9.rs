@@ -15,58 +15,10 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::paged::{commit_progress, Paged, MID};
 use common::{field, pread, pread_u64, spawn_child, ChildProc, TempDir, MILLIS_ENV, PATH_ENV};
 use mapped_state::format::{off, PAYLOAD_OFFSET};
 use mapped_state::{Error, MappedState, Reader, Writer};
-
-/// Words of `mid`: with `lo` and `hi` the payload is 8 KiB, two pages.
-const MID: usize = 1022;
-
-/// The payload. The writer's commits for counter `c` are `set_lo(c)`, `set_hi(c)`, then
-/// `publish` of `c` everywhere, so every committed value is one of `(lo, hi, mid)` =
-/// `(m, m, m)`, `(m + 1, m, m)` or `(m + 1, m + 1, m)` with every word of `mid` equal to `m`,
-/// and its *progress* `3m + (lo - m) + (hi - m)` counts the commits that made it.
-#[derive(MappedState, Clone, Copy, Debug, PartialEq)]
-#[repr(C)]
-struct Paged {
-    lo: u64,
-    mid: [u64; MID],
-    hi: u64,
-}
-
-impl Paged {
-    fn all(c: u64) -> Self {
-        Paged {
-            lo: c,
-            mid: [c; MID],
-            hi: c,
-        }
-    }
-
-    /// The progress of a value, or `None` when it is not one the writer ever committed (torn).
-    fn progress(&self) -> Option<u64> {
-        let m = self.mid[0];
-        if self.mid.iter().any(|&w| w != m) {
-            return None;
-        }
-        match (self.lo.checked_sub(m)?, self.hi.checked_sub(m)?) {
-            (0, 0) => Some(3 * m),
-            (1, 0) => Some(3 * m + 1),
-            (1, 1) => Some(3 * m + 2),
-            _ => None,
-        }
-    }
-
-    /// The value of progress `p`.
-    fn at(p: u64) -> Self {
-        let (m, step) = (p / 3, p % 3);
-        Paged {
-            lo: m + u64::from(step >= 1),
-            mid: [m; MID],
-            hi: m + u64::from(step >= 2),
-        }
-    }
-}
 
 /// Distance between two slots in the file (the payload is a multiple of 64 bytes).
 const STRIDE: u64 = std::mem::size_of::<Paged>() as u64;
@@ -147,12 +99,7 @@ fn run_writer(path: &Path, millis: u64) {
     while Instant::now() < deadline {
         for _ in 0..64 {
             p += 1;
-            let v = Paged::at(p);
-            match p % 3 {
-                1 => w.set_lo(v.lo),
-                2 => w.set_hi(v.hi),
-                _ => w.publish(&v),
-            };
+            commit_progress(&mut w, p);
         }
     }
 }
