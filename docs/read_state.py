@@ -2,25 +2,30 @@
 """read_state.py: a standalone reader of mapped-state files, written from docs/FORMAT.md alone.
 
 It validates the header (FORMAT.md 3.1) and the manifest (6.3), takes a consistent snapshot with
-the latch read protocol (9.3), decodes every field with the validity rules of section 10 and
-prints the result as one JSON object per line:
+the ring read protocol (FORMAT.md 9.3; with --history, every version still in the ring), decodes every
+field with the validity rules of section 10 and prints the result as one JSON object per line:
 
-    {"file": ..., "format_version": 1,
+    {"file": ..., "format_version": 2, "slots": N,
      "schema": {"name": ..., "hash": "0x...", "size": N, "align": N},
-     "version": N, "writer_pid": N or null, "writer_alive": bool, "last_commit_ns": N,
-     "superseded": bool, "value": ...}
+     "version": N, "writer_pid": N or null, "writer_start": N or null, "writer_alive": bool,
+     "last_commit_ns": N, "superseded": bool, "value": ...}
 
 Values: integers up to 64 bits are JSON numbers, 128-bit integers decimal strings, floats numbers
 (the shortest text that reads back to the same f32/f64) or "NaN"/"Infinity"/"-Infinity", bool
 true/false, char and FixedStr strings, enums the variant name, arrays lists, structs objects in
 field order.
 
-Usage: read_state.py [--count N] [--max-attempts N] [--allow-shared-writable] FILE
+Usage: read_state.py [--count N | --history] [--max-attempts N] [--allow-shared-writable] FILE
+
+--history prints the versions still in the ring, newest first, one line each, and stops at the
+first one the writer has overwritten (FORMAT.md 9.3, "History").
+
 Exit status: 0 success, 2 the file is refused (not a valid state file, insecure, I/O error),
 3 the snapshot holds an invalid value, 4 no consistent snapshot within the attempt budget.
 
-Python only reads bytes (standard library: os, mmap, struct, json; fcntl for the liveness probe). See `snapshot` for why its
-reads are not the atomic loads FORMAT.md asks for and why that is acceptable for this tool.
+Python only reads bytes (standard library: os, mmap, struct, json; fcntl for the liveness probe).
+See `read_words` for why its reads are not quite the atomic loads FORMAT.md asks for and why that
+is acceptable for this tool.
 """
 
 import argparse
@@ -35,9 +40,9 @@ import struct
 import sys
 import time
 
-# FORMAT.md section 1 and 3.
+# FORMAT.md sections 1, 2 and 3.
 MAGIC = b"MAPSTATE"
-VERSION = 1
+VERSION = 2
 ENDIAN_TAG = 0x01020304
 HEADER_LEN = 128
 WORD = 8
@@ -46,15 +51,25 @@ STRIDE_ALIGN = 64
 MAX_PAYLOAD = 1 << 30
 MAX_MANIFEST = 1 << 20
 MAX_ALIGN = 64
-MIN_FILE_LEN = PAYLOAD_OFFSET + 2 * STRIDE_ALIGN + 1
+MIN_SLOTS = 2
+MAX_SLOTS = 256
+MAX_RING_BYTES = 1 << 32
+MIN_FILE_LEN = PAYLOAD_OFFSET + MIN_SLOTS * STRIDE_ALIGN + 1
+# Header field offsets, section 3.
+OFF_VERSION, OFF_ENDIAN, OFF_HEADER_LEN, OFF_WORD_SIZE = 8, 12, 16, 20
+OFF_SCHEMA_HASH, OFF_PAYLOAD_SIZE, OFF_PAYLOAD_ALIGN, OFF_SLOT_STRIDE = 24, 32, 40, 48
+OFF_FILE_LEN, OFF_MANIFEST_OFFSET, OFF_MANIFEST_LEN, OFF_NONCE = 56, 64, 72, 80
+OFF_PAYLOAD_OFFSET, OFF_SLOT_COUNT, OFF_RESERVED, OFF_CHECKSUM = 88, 96, 104, 120
 # Control block, section 5.
-OFF_SEQ, OFF_FLAGS, OFF_WRITER_PID, OFF_COMMIT_TIME = 128, 140, 144, 152
+OFF_SEQ, OFF_NOTIFY, OFF_FLAGS, OFF_WRITER_PID, OFF_COMMIT_TIME, OFF_WRITER_START = 128, 136, 140, 144, 152, 160
 FLAG_SUPERSEDED = 1
 # Manifest, section 6.
 MANIFEST_MAGIC = b"MSMF"
 MANIFEST_VERSION = 1
 MAX_DEPTH = 32
 MAX_NODES = 100_000
+# Decoding budget, section 10: values of size zero are not bounded by the payload's length.
+MAX_ZERO_SIZED = 1 << 20
 FNV_OFFSET = 0xCBF29CE484222325
 FNV_PRIME = 0x00000100000001B3
 MASK64 = (1 << 64) - 1
@@ -124,58 +139,72 @@ def corrupt(field, offset, expected, found):
 
 
 def parse_header(b, actual_len):
+    """FORMAT.md 3.1: the checks in the order of the table (the Rust parser's), each naming the
+    field and the byte the Rust reader names."""
     if len(b) < 8 or b[:8] != MAGIC:
         raise Refused(f"not a mapped-state file (first bytes {b[:8].hex(' ')}, expected \"MAPSTATE\")")
     if len(b) < HEADER_LEN:
         raise Refused(f"file is {actual_len} bytes long, expected {MIN_FILE_LEN} (truncated?)")
-    endian = u32n(b, 12)
+    endian = u32n(b, OFF_ENDIAN)
     if endian != ENDIAN_TAG:
         if endian == 0x04030201:
             raise Refused(f"written with the other byte order (endian tag {endian:#010x})")
-        raise corrupt("endian_tag", 12, f"{ENDIAN_TAG:#010x}", f"{endian:#010x}")
-    version = u32n(b, 8)
+        raise corrupt("endian_tag", OFF_ENDIAN, f"{ENDIAN_TAG:#010x}", f"{endian:#010x}")
+    version = u32n(b, OFF_VERSION)
     if version != VERSION:
         raise Refused(f"format version {version} is not supported (this reader reads version {VERSION})")
-    if u32n(b, 16) != HEADER_LEN:
-        raise corrupt("header_len", 16, HEADER_LEN, u32n(b, 16))
-    if u32n(b, 20) != WORD:
-        raise corrupt("word_size", 20, WORD, u32n(b, 20))
+    if u32n(b, OFF_HEADER_LEN) != HEADER_LEN:
+        raise corrupt("header_len", OFF_HEADER_LEN, HEADER_LEN, u32n(b, OFF_HEADER_LEN))
+    if u32n(b, OFF_WORD_SIZE) != WORD:
+        raise corrupt("word_size", OFF_WORD_SIZE, WORD, u32n(b, OFF_WORD_SIZE))
     h = {
-        "schema_hash": u64n(b, 24),
-        "payload_size": u64n(b, 32),
-        "payload_align": u64n(b, 40),
-        "slot_stride": u64n(b, 48),
-        "file_len": u64n(b, 56),
-        "manifest_offset": u64n(b, 64),
-        "manifest_len": u64n(b, 72),
-        "nonce": u64n(b, 80),
+        "schema_hash": u64n(b, OFF_SCHEMA_HASH),
+        "payload_size": u64n(b, OFF_PAYLOAD_SIZE),
+        "payload_align": u64n(b, OFF_PAYLOAD_ALIGN),
+        "slot_stride": u64n(b, OFF_SLOT_STRIDE),
+        "file_len": u64n(b, OFF_FILE_LEN),
+        "manifest_offset": u64n(b, OFF_MANIFEST_OFFSET),
+        "manifest_len": u64n(b, OFF_MANIFEST_LEN),
+        "nonce": u64n(b, OFF_NONCE),
+        "slot_count": u64n(b, OFF_SLOT_COUNT),
     }
     size, align = h["payload_size"], h["payload_align"]
     if not 1 <= size <= MAX_PAYLOAD:
-        raise corrupt("payload_size", 32, f"1..={MAX_PAYLOAD}", size)
+        raise corrupt("payload_size", OFF_PAYLOAD_SIZE, f"1..={MAX_PAYLOAD}", size)
     if not is_pow2(align) or align > MAX_ALIGN:
-        raise corrupt("payload_align", 40, f"a power of two up to {MAX_ALIGN}", align)
+        raise corrupt("payload_align", OFF_PAYLOAD_ALIGN, f"a power of two up to {MAX_ALIGN}", align)
     if size % align != 0:
-        raise corrupt("payload_size", 32, f"a multiple of payload_align {align}", size)
+        raise corrupt("payload_size", OFF_PAYLOAD_SIZE, f"a multiple of payload_align {align}", size)
     stride = align_up(size, STRIDE_ALIGN)
     if h["slot_stride"] != stride:
-        raise corrupt("slot_stride", 48, stride, h["slot_stride"])
-    if u64n(b, 88) != PAYLOAD_OFFSET:
-        raise corrupt("payload_offset", 88, PAYLOAD_OFFSET, u64n(b, 88))
-    manifest_offset = PAYLOAD_OFFSET + 2 * stride
+        raise corrupt("slot_stride", OFF_SLOT_STRIDE, f"{stride} (payload_size rounded up to {STRIDE_ALIGN})", h["slot_stride"])
+    payload_offset = u64n(b, OFF_PAYLOAD_OFFSET)
+    if payload_offset != PAYLOAD_OFFSET:
+        raise corrupt("payload_offset", OFF_PAYLOAD_OFFSET, PAYLOAD_OFFSET, payload_offset)
+    n = h["slot_count"]
+    if not is_pow2(n) or not MIN_SLOTS <= n <= MAX_SLOTS:
+        raise corrupt("slot_count", OFF_SLOT_COUNT, f"a power of two from {MIN_SLOTS} to {MAX_SLOTS}", n)
+    ring = n * stride
+    if ring > MAX_RING_BYTES:
+        raise corrupt(
+            "slot_count", OFF_SLOT_COUNT,
+            f"at most {MAX_RING_BYTES // stride} slots of {stride} bytes (a ring of at most {MAX_RING_BYTES} bytes)", n,
+        )
+    manifest_offset = PAYLOAD_OFFSET + ring
     if h["manifest_offset"] != manifest_offset:
-        raise corrupt("manifest_offset", 64, manifest_offset, h["manifest_offset"])
+        raise corrupt("manifest_offset", OFF_MANIFEST_OFFSET, f"{manifest_offset} (right after the last slot)", h["manifest_offset"])
     if not 1 <= h["manifest_len"] <= MAX_MANIFEST:
-        raise corrupt("manifest_len", 72, f"1..={MAX_MANIFEST}", h["manifest_len"])
+        raise corrupt("manifest_len", OFF_MANIFEST_LEN, f"1..={MAX_MANIFEST}", h["manifest_len"])
     file_len = manifest_offset + h["manifest_len"]
     if h["file_len"] != file_len:
-        raise corrupt("file_len", 56, file_len, h["file_len"])
-    for i in range(96, 120):
+        raise corrupt("file_len", OFF_FILE_LEN, f"{file_len} (manifest_offset + manifest_len)", h["file_len"])
+    for i in range(OFF_RESERVED, OFF_CHECKSUM):
         if b[i] != 0:
             raise corrupt("reserved", i, 0, b[i])
-    checksum = fnv1a64(b[:120])
-    if u64n(b, 120) != checksum:
-        raise corrupt("checksum", 120, f"{checksum:#018x}", f"{u64n(b, 120):#018x}")
+    checksum = fnv1a64(b[:OFF_CHECKSUM])
+    stored = u64n(b, OFF_CHECKSUM)
+    if stored != checksum:
+        raise corrupt("checksum", OFF_CHECKSUM, f"{checksum:#018x} (FNV-1a 64 of bytes 0..120)", f"{stored:#018x}")
     if actual_len != file_len:
         raise Refused(f"file is {actual_len} bytes long, expected {file_len}")
     return h
@@ -359,37 +388,55 @@ def writer_alive(fd):
 
 
 # ---------------------------------------------------------------------------------------------
-# The latch read: FORMAT.md 9.3.
+# The ring read: FORMAT.md 9.3 (the newest version and the history).
 
 
 def load_seq(mm):
     # Native "@" format: CPython copies the 8 bytes with one memcpy, which compilers emit as a
     # single aligned 8-byte load on 64-bit targets. That is what the word needs in practice, but
-    # nothing guarantees it (see `snapshot`).
+    # nothing guarantees it (see `read_words`).
     return struct.unpack_from("@Q", mm, OFF_SEQ)[0]
 
 
-def snapshot(mm, header, max_attempts):
-    """A consistent copy of the payload and its version, by the latch read protocol.
+def last_acceptable(v, n):
+    """FORMAT.md 9.3: a read of version `v`'s slot is valid iff the re-loaded `seq` is at most
+    2(v + N) - 2: the slot is next written by version v + N, whose write starts at seq 2(v+N) - 1.
+    (Python integers do not overflow; the Rust reader saturates at 2^64 - 1, which accepts the
+    same values of a 64-bit `seq`.)"""
+    return 2 * (v + n) - 2
 
-    FORMAT.md asks for 8-byte atomic loads and acquire fences. Python can do neither: an mmap
-    slice is a memcpy whose loads may be of any width and in any order the C library picks, and
-    there is no fence. So this reader relies on the validation alone: it re-reads `seq` after
-    copying the words and accepts only when it is unchanged, retrying otherwise. This is sound on
-    x86-64, where loads are not reordered with other loads and the writer's stores become visible
-    in program order (TSO); on weakly ordered CPUs (ARM, POWER) a torn snapshot could in rare
-    cases pass the check. That is acceptable for a diagnostic tool: it only reads, so the worst
-    outcome is one wrong line of output (and every value is still validated, so it cannot crash);
-    programs that act on the values should use the Rust reader, which does the real atomic loads.
+
+def read_words(mm, header, v):
+    """Copies the payload words of version `v`'s slot, `v mod N`, one 8-byte word at a time.
+
+    FORMAT.md asks for 8-byte atomic loads and acquire fences. Python has neither: this copies
+    with `struct.unpack_from("@<n>Q")`, which reads each word with its own 8-byte `memcpy`, in
+    order (a single aligned 8-byte load per word on 64-bit targets, in practice, but nothing
+    guarantees it), and there is no fence. So this reader relies on the validation alone. That
+    is sound on x86-64, where loads are not reordered with other loads and the writer's stores
+    become visible in program order (TSO); on weakly ordered CPUs (ARM, POWER) a torn read could
+    in rare cases pass the check. That is acceptable for a diagnostic tool: it only reads, so the
+    worst outcome is one wrong line of output (and every value is still validated, so it cannot
+    crash); programs that act on the values should use the Rust reader, which does the real
+    atomic loads and fences.
     """
-    stride = header["slot_stride"]
-    nbytes = -(-header["payload_size"] // WORD) * WORD
+    n = header["slot_count"]
+    words = -(-header["payload_size"] // WORD)
+    base = PAYLOAD_OFFSET + (v & (n - 1)) * header["slot_stride"]
+    copied = struct.unpack_from(f"@{words}Q", mm, base)
+    return struct.pack(f"@{words}Q", *copied)[: header["payload_size"]]
+
+
+def snapshot(mm, header, max_attempts):
+    """A consistent copy of the newest payload and its version (FORMAT.md 9.3)."""
+    n = header["slot_count"]
     for attempt in range(max_attempts):
         s1 = load_seq(mm)
-        base = PAYLOAD_OFFSET + (s1 & 1) * stride
-        words = mm[base : base + nbytes]
-        if load_seq(mm) == s1:
-            return words[: header["payload_size"]], s1 >> 1
+        c = s1 >> 1
+        payload = read_words(mm, header, c)
+        if load_seq(mm) <= last_acceptable(c, n):
+            return payload, c
+        # The writer lapped this read (N - 1 commits and the start of another during one copy).
         # Back off as the Rust reader does: busy retries first (a commit takes nanoseconds, and
         # one Python attempt takes longer than that), then give up the CPU.
         if attempt >= 16:
@@ -397,11 +444,31 @@ def snapshot(mm, header, max_attempts):
     raise Contended(f"gave up reading a consistent snapshot after {max_attempts} attempts")
 
 
+GONE, NOT_YET = "gone", "not yet"
+
+
+def snapshot_version(mm, header, h):
+    """Version `h` of the history, if the ring still holds it (FORMAT.md 9.3): one attempt, as
+    the Rust reader makes. Returns the payload, or GONE / NOT_YET."""
+    n = header["slot_count"]
+    c = load_seq(mm) >> 1
+    if h > c:
+        return NOT_YET
+    if c - h >= n:
+        return GONE
+    payload = read_words(mm, header, h)
+    if load_seq(mm) <= last_acceptable(h, n):
+        return payload
+    return GONE
+
+
 def control(mm):
-    """Control-block fields other than `seq` (FORMAT.md 5); hints, read without the latch."""
+    """Control-block fields other than `seq` (FORMAT.md 5): hints, not covered by the ring."""
     pid = struct.unpack_from("@Q", mm, OFF_WRITER_PID)[0]
+    start = struct.unpack_from("@Q", mm, OFF_WRITER_START)[0]
     return {
         "writer_pid": pid if 0 < pid < (1 << 32) else None,
+        "writer_start": start or None,
         "last_commit_ns": struct.unpack_from("@Q", mm, OFF_COMMIT_TIME)[0],
         "superseded": bool(struct.unpack_from("@I", mm, OFF_FLAGS)[0] & FLAG_SUPERSEDED),
     }
@@ -441,7 +508,16 @@ def float_json(x, raw=None):
     return shortest_f32(x, raw) if raw is not None else x
 
 
-def decode(ty, b, offset, path):
+def decode(ty, b, offset, path, zero_sized=None):
+    """The JSON form of the value of type `ty` at payload byte `offset` of `b`. `zero_sized`
+    counts the values of size zero decoded so far: a manifest can declare billions of them in no
+    bytes (`[Empty; 4000000000]`), so they share a budget of MAX_ZERO_SIZED per payload."""
+    if zero_sized is None:
+        zero_sized = [0]
+    if ty["size"] == 0:
+        zero_sized[0] += 1
+        if zero_sized[0] > MAX_ZERO_SIZED:
+            raise invalid(path, offset, b"", f"at most {MAX_ZERO_SIZED} zero-sized values in one payload")
     kind = ty["kind"]
     raw = b[offset : offset + ty["size"]]
     if kind == "prim":
@@ -469,8 +545,11 @@ def decode(ty, b, offset, path):
         for name, value in ty["variants"]:
             if value == v:
                 return name
-        listed = ", ".join(f"{n} = {x}" for n, x in ty["variants"])
-        raise invalid(path, offset, raw, f"enum `{ty['name']}` (one of {listed})")
+        # At most 16 variants listed, as the Rust reader does.
+        listed = [f"{n} = {x}" for n, x in ty["variants"][:16]]
+        if len(ty["variants"]) > 16:
+            listed.append(f"... {len(ty['variants']) - 16} more")
+        raise invalid(path, offset, raw, f"enum `{ty['name']}` (one of {', '.join(listed)})")
     if kind == "str":
         n = struct.unpack_from("=I", b, offset)[0]
         if n > ty["cap"]:
@@ -483,31 +562,51 @@ def decode(ty, b, offset, path):
             raise invalid(path, at, b[at : min(at + 4, offset + 4 + n)], "UTF-8 text") from None
     if kind == "array":
         elem = ty["elem"]
-        return [decode(elem, b, offset + i * elem["size"], f"{path}[{i}]") for i in range(ty["len"])]
+        return [decode(elem, b, offset + i * elem["size"], f"{path}[{i}]", zero_sized) for i in range(ty["len"])]
     if kind == "struct":
-        return {name: decode(fty, b, offset + at, join(path, name)) for name, at, fty in ty["fields"]}
+        return {name: decode(fty, b, offset + at, join(path, name), zero_sized) for name, at, fty in ty["fields"]}
     raise AssertionError(kind)
 
 
 # ---------------------------------------------------------------------------------------------
 
 
+def history(mm, header):
+    """The versions still in the ring, newest first (FORMAT.md 9.3), as `(payload, version)`:
+    from the newest back through at most N versions, ending at the first one the writer has
+    overwritten (also when it does so during the read)."""
+    newest = load_seq(mm) >> 1
+    for back in range(header["slot_count"]):
+        v = newest - back
+        if v < 0:
+            return
+        got = snapshot_version(mm, header, v)
+        if got is GONE or got is NOT_YET:
+            return
+        yield got, v
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description="Print a mapped-state file as JSON (see docs/FORMAT.md).")
     ap.add_argument("file")
     ap.add_argument("--count", type=int, default=1, help="snapshots to take, one JSON line each")
-    ap.add_argument("--max-attempts", type=int, default=10_000, help="latch read attempts per snapshot")
+    ap.add_argument("--history", action="store_true", help="print every version still in the ring, newest first")
+    ap.add_argument("--max-attempts", type=int, default=10_000, help="ring read attempts per snapshot")
     ap.add_argument("--allow-shared-writable", action="store_true", help="accept files others may write")
     args = ap.parse_args(argv)
     try:
         fd, header, ty, mm = open_state(args.file, args.allow_shared_writable)
         try:
             with mm:
-                for _ in range(max(args.count, 1)):
-                    payload, version = snapshot(mm, header, max(args.max_attempts, 1))
+                if args.history:
+                    reads = history(mm, header)
+                else:
+                    reads = (snapshot(mm, header, max(args.max_attempts, 1)) for _ in range(max(args.count, 1)))
+                for payload, version in reads:
                     doc = {
                         "file": args.file,
                         "format_version": VERSION,
+                        "slots": header["slot_count"],
                         "schema": {
                             "name": ty["name"],
                             "hash": f"{header['schema_hash']:#018x}",

@@ -299,6 +299,31 @@ fn slot_stride_is_checked() {
     });
 }
 
+/// A format v1 file at the path (left by the previous release) can be replaced: it is a state
+/// file, no writer holds it, it is simply not ours to read.
+#[test]
+fn a_format_v1_file_can_be_replaced() {
+    let mut b = valid_bytes();
+    put32(&mut b, off::VERSION, 1);
+    reseal(&mut b);
+    let dir = TempDir::new("malformed-v1-replace");
+    let path = dir.join("old.state");
+    write_file(&path, &b, 0o600);
+    assert!(matches!(
+        Writer::<P>::create(&path, &VALUE),
+        Err(Error::AlreadyExists { .. })
+    ));
+    let w = Writer::<P>::create_with(&path, &VALUE, &CreateOptions::new().replace(true))
+        .expect("replace the v1 file");
+    assert_eq!(Reader::<P>::open(&path).unwrap().load().unwrap(), VALUE);
+    drop(w);
+    assert_eq!(
+        dir.names(),
+        vec!["old.state".to_string()],
+        "no temporary left"
+    );
+}
+
 #[test]
 fn slot_count_must_be_a_power_of_two_from_2_to_256() {
     for bad in [0u64, 1, 3, 6, 512, 1 << 40, u64::MAX] {

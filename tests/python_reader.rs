@@ -99,6 +99,16 @@ fn initial() -> Telemetry {
     }
 }
 
+/// This process's start time in clock ticks since boot: field 22 of `/proc/self/stat`, which
+/// FORMAT.md says the writer records at control-block byte 160.
+#[cfg(target_os = "linux")]
+fn own_start_time() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // Field 2 (the command) is parenthesised and may hold spaces: count from the last `)`.
+    let after = &stat[stat.rfind(')').unwrap() + 1..];
+    after.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/read_state.py")
 }
@@ -185,9 +195,12 @@ fn python_reader_prints_every_field_of_a_derived_struct() {
             "align": Telemetry::TYPE.align,
         })
     );
-    assert_eq!(doc["format_version"], json!(1));
+    assert_eq!(doc["format_version"], json!(2));
+    assert_eq!(doc["slots"], json!(4));
     assert_eq!(doc["version"], json!(version));
     assert_eq!(doc["writer_pid"], json!(std::process::id()));
+    #[cfg(target_os = "linux")]
+    assert_eq!(doc["writer_start"], json!(own_start_time()));
     assert_eq!(doc["superseded"], json!(false));
     let reader = Reader::<Telemetry>::open(&path).unwrap();
     let committed_ns = reader
@@ -280,19 +293,19 @@ mod doc_example {
     }
 }
 
-/// The hex bytes between the `manifest-example` markers of FORMAT.md.
-fn documented_manifest() -> Vec<u8> {
+/// The hex bytes between the `<name>-example` markers of FORMAT.md.
+fn documented_bytes(name: &str) -> Vec<u8> {
     let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/FORMAT.md"))
         .expect("docs/FORMAT.md");
-    let start = doc
-        .find("<!-- manifest-example:begin -->")
-        .expect("begin marker");
-    let end = doc
-        .find("<!-- manifest-example:end -->")
-        .expect("end marker");
+    let begin = format!("<!-- {name}-example:begin -->");
+    let start = doc.find(&begin).unwrap_or_else(|| panic!("{begin} marker"));
+    let end = start
+        + doc[start..]
+            .find(&format!("<!-- {name}-example:end -->"))
+            .unwrap_or_else(|| panic!("{name} end marker"));
     let mut bytes = Vec::new();
     for line in doc[start..end].lines() {
-        // `0000: 4d 53 ...   comment`: the hex bytes sit between the colon and two spaces.
+        // `0000: 4d 53 ...   comment`: the hex bytes sit between the colon and three spaces.
         let Some((_, rest)) = line.split_once(": ") else {
             continue;
         };
@@ -304,11 +317,15 @@ fn documented_manifest() -> Vec<u8> {
     bytes
 }
 
+/// The nonce of the worked example's header (a real file's is random).
+const EXAMPLE_NONCE: u64 = 0x0123_4567_89ab_cdef;
+
 #[test]
 fn format_md_worked_example_matches_the_encoder() {
     use doc_example::{Mode, Status};
+    use mapped_state::format::{off, Header};
     let manifest = mapped_state::schema::manifest_bytes(Status::TYPE);
-    assert_eq!(documented_manifest(), manifest);
+    assert_eq!(documented_bytes("manifest"), manifest);
     assert_eq!(Status::SCHEMA_HASH, 0x0f6a_c869_eeae_cc10);
     assert_eq!((Status::TYPE.size, Status::TYPE.align), (24, 8));
 
@@ -322,13 +339,71 @@ fn format_md_worked_example_matches_the_encoder() {
     };
     Writer::<Status>::create(&path, &value).unwrap();
     let raw = RawReader::open(&path).unwrap();
-    let h = raw.header();
+    let h = *raw.header();
     assert_eq!(
-        (h.slot_stride, h.manifest_offset, h.manifest_len, h.file_len),
-        (64, 384, 131, 515)
+        (
+            h.slot_count,
+            h.slot_stride,
+            h.manifest_offset,
+            h.manifest_len,
+            h.file_len
+        ),
+        (4, 64, 512, 131, 643)
     );
+    let file = std::fs::read(&path).unwrap();
+    assert_eq!(file.len(), 643);
+    assert_eq!(
+        &file[512..],
+        &manifest[..],
+        "the manifest follows the last slot"
+    );
+
+    // The header, control block and slot dumps hold native-endian integers: the documented
+    // ones are those of a little-endian machine.
+    if cfg!(target_endian = "little") {
+        // The documented header is the encoder's, for the example's nonce...
+        let header = documented_bytes("header");
+        let encoded = Header {
+            nonce: EXAMPLE_NONCE,
+            ..h
+        }
+        .encode();
+        assert_eq!(header, encoded.to_vec());
+        // ...and the real file's, but for its random nonce and the checksum that covers it.
+        assert_eq!(&file[..off::NONCE], &header[..off::NONCE]);
+        assert_eq!(
+            &file[off::NONCE + 8..off::CHECKSUM],
+            &header[off::NONCE + 8..off::CHECKSUM]
+        );
+
+        // The control block of a new file: all zero (seq 0, notify 0, flags 0, reserved) but
+        // the writer's pid, the commit time and the writer's start time, whose documented
+        // values are examples.
+        let control = documented_bytes("control");
+        assert_eq!(control.len(), 128);
+        let varying = off::WRITER_PID..off::RESERVED_CONTROL;
+        for i in 128..256 {
+            if !varying.contains(&i) {
+                assert_eq!(file[i], control[i - 128], "control block byte {i}");
+            }
+        }
+        let word = |b: &[u8], at: usize| u64::from_ne_bytes(b[at..at + 8].try_into().unwrap());
+        assert_eq!(word(&file, off::WRITER_PID), u64::from(std::process::id()));
+        #[cfg(target_os = "linux")]
+        assert_eq!(word(&file, off::WRITER_START), own_start_time());
+
+        // Every slot holds the initial value: the documented slot 0, then zeros to the stride.
+        let slot = documented_bytes("slot");
+        assert_eq!(slot.len(), 64);
+        for i in 0..4 {
+            let at = 256 + i * 64;
+            assert_eq!(&file[at..at + 64], &slot[..], "slot {i}");
+        }
+    }
+
     let doc = &read_json(&path, &[])[0];
     assert_eq!(doc["schema"]["hash"], json!("0x0f6ac869eeaecc10"));
+    assert_eq!(doc["slots"], json!(4));
     assert_eq!(
         doc["value"],
         json!({"requests": 41, "healthy": true, "mode": "Running", "name": "pump"})
@@ -359,50 +434,172 @@ fn python_reader_refuses_what_the_rust_reader_refuses_naming_the_same_field() {
     let good = dir.join("good.state");
     drop(Writer::<Flags>::create(&good, &Flags { count: 1, on: true }).unwrap());
     let pristine = std::fs::read(&good).unwrap();
+    let h = *RawReader::open(&good).unwrap().header();
+    // Flags: 8 bytes, align 4, one 64-byte stride per slot, 4 slots, the manifest at 512.
+    assert_eq!(
+        (h.slot_count, h.slot_stride, h.manifest_offset),
+        (4, 64, 512)
+    );
     let native = |v: u64| v.to_ne_bytes().to_vec();
+    let native32 = |v: u32| v.to_ne_bytes().to_vec();
 
-    // (what is broken, offset, new bytes, text the Python error must contain)
-    let cases: Vec<(&str, u64, Vec<u8>, &str)> = vec![
-        ("magic", 0, b"MAPSTATX".to_vec(), "not a mapped-state file"),
+    // (what is broken, patches (offset, new bytes), text the Python error must contain), in
+    // the order of FORMAT.md 3.1; each breaks only its own check, so it also checks that the
+    // checks before it pass on it.
+    type Case = (&'static str, Vec<(u64, Vec<u8>)>, &'static str);
+    let cases: Vec<Case> = vec![
+        (
+            "magic",
+            vec![(0, b"MAPSTATX".to_vec())],
+            "not a mapped-state file",
+        ),
         (
             "endian tag of the other byte order",
-            12,
-            0x0102_0304u32.swap_bytes().to_ne_bytes().to_vec(),
+            vec![(12, native32(0x0102_0304u32.swap_bytes()))],
             "other byte order",
         ),
         (
-            "version",
-            8,
-            2u32.to_ne_bytes().to_vec(),
-            "format version 2",
+            "endian tag",
+            vec![(12, native32(7))],
+            "`endian_tag` at byte 12",
+        ),
+        (
+            "version 1 (the latch)",
+            vec![(8, native32(1))],
+            "format version 1 is not supported",
+        ),
+        ("version 3", vec![(8, native32(3))], "format version 3"),
+        (
+            "header length",
+            vec![(16, native32(256))],
+            "`header_len` at byte 16",
         ),
         (
             "word size",
-            20,
-            4u32.to_ne_bytes().to_vec(),
+            vec![(20, native32(4))],
             "`word_size` at byte 20",
         ),
-        ("payload align", 40, native(3), "`payload_align` at byte 40"),
-        ("slot stride", 48, native(128), "`slot_stride` at byte 48"),
         (
-            "manifest length",
-            72,
-            native(0),
+            "payload size 0",
+            vec![(32, native(0))],
+            "`payload_size` at byte 32",
+        ),
+        (
+            "payload size over 1 GiB",
+            vec![(32, native((1 << 30) + 4))],
+            "`payload_size` at byte 32",
+        ),
+        (
+            "payload align",
+            vec![(40, native(3))],
+            "`payload_align` at byte 40",
+        ),
+        (
+            "payload align 128",
+            vec![(40, native(128))],
+            "`payload_align` at byte 40",
+        ),
+        (
+            "payload size not a multiple of its alignment",
+            vec![(32, native(10))],
+            "`payload_size` at byte 32",
+        ),
+        (
+            "slot stride",
+            vec![(48, native(128))],
+            "`slot_stride` at byte 48",
+        ),
+        (
+            "payload offset",
+            vec![(88, native(192))],
+            "`payload_offset` at byte 88",
+        ),
+        (
+            "slot count 3",
+            vec![(96, native(3))],
+            "`slot_count` at byte 96",
+        ),
+        (
+            "slot count 1",
+            vec![(96, native(1))],
+            "`slot_count` at byte 96",
+        ),
+        (
+            "slot count 0",
+            vec![(96, native(0))],
+            "`slot_count` at byte 96",
+        ),
+        (
+            "slot count 512",
+            vec![(96, native(512))],
+            "`slot_count` at byte 96",
+        ),
+        (
+            "a ring over 4 GiB (8 slots of 1 GiB)",
+            vec![
+                (32, native(1 << 30)),
+                (48, native(1 << 30)),
+                (96, native(8)),
+            ],
+            "`slot_count` at byte 96",
+        ),
+        (
+            "manifest offset of a two-slot file",
+            vec![(64, native(256 + 2 * 64))],
+            "`manifest_offset` at byte 64",
+        ),
+        (
+            "slot count that does not match the manifest offset",
+            vec![(96, native(8))],
+            "`manifest_offset` at byte 64",
+        ),
+        (
+            "manifest length 0",
+            vec![(72, native(0))],
             "`manifest_len` at byte 72",
         ),
-        ("reserved byte", 101, vec![1], "`reserved` at byte 101"),
+        (
+            "manifest length over 1 MiB",
+            vec![(72, native((1 << 20) + 1))],
+            "`manifest_len` at byte 72",
+        ),
+        (
+            "file length",
+            vec![(56, native(4096))],
+            "`file_len` at byte 56",
+        ),
+        (
+            "reserved byte",
+            vec![(104, vec![1])],
+            "`reserved` at byte 104",
+        ),
+        (
+            "last reserved byte",
+            vec![(119, vec![1])],
+            "`reserved` at byte 119",
+        ),
         (
             "nonce (caught by the checksum)",
-            80,
-            vec![0xff],
+            vec![(80, vec![0xff])],
             "`checksum` at byte 120",
         ),
-        ("manifest byte", 384 + 20, vec![b'X'], "manifest byte 0"),
+        (
+            "checksum",
+            vec![(127, vec![0x5a])],
+            "`checksum` at byte 120",
+        ),
+        (
+            "manifest byte",
+            vec![(512 + 20, vec![b'X'])],
+            "manifest byte 0",
+        ),
     ];
-    for (what, offset, bytes, needle) in cases {
+    for (what, patches, needle) in cases {
         let path = dir.join("bad.state");
         std::fs::write(&path, &pristine).unwrap();
-        patch(&path, offset, &bytes);
+        for (offset, bytes) in &patches {
+            patch(&path, *offset, bytes);
+        }
         let (code, err) = refused(&path);
         assert_eq!(code, 2, "{what}: exit status, stderr: {err}");
         assert!(err.contains(needle), "{what}: `{needle}` not in: {err}");
@@ -410,7 +607,9 @@ fn python_reader_refuses_what_the_rust_reader_refuses_naming_the_same_field() {
         let agrees = match &rust {
             Error::NotAStateFile { .. } => needle.contains("not a mapped-state"),
             Error::ForeignEndian { .. } => needle.contains("byte order"),
-            Error::UnsupportedVersion { found, .. } => needle.contains(&found.to_string()),
+            Error::UnsupportedVersion { found, .. } => {
+                needle.contains(&format!("format version {found}"))
+            }
             Error::CorruptHeader { field, offset, .. } => {
                 needle.contains(&format!("`{field}` at byte {offset}"))
             }
@@ -435,12 +634,37 @@ fn python_reader_refuses_what_the_rust_reader_refuses_naming_the_same_field() {
         RawReader::open(&path),
         Err(Error::WrongLength { .. })
     ));
+    // Shorter than a header: both report the shortest possible file.
+    std::fs::write(&path, &pristine[..100]).unwrap();
+    let (code, err) = refused(&path);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("expected 385"), "{err}");
+    assert!(matches!(
+        RawReader::open(&path),
+        Err(Error::WrongLength { expected: 385, .. })
+    ));
+}
 
-    // An invalid bool in both payload copies: exit 3, naming the field, its offset and bytes.
+/// FORMAT.md 9.3: the newest version `c` is read from slot `c mod N` and from no other. A bad
+/// `bool` planted in one slot is reported by both readers exactly when that slot holds the
+/// version they read.
+#[test]
+fn python_reader_reads_the_slot_of_the_newest_version() {
+    let dir = TempDir::new("py-slot");
+    let good = dir.join("good.state");
+    let mut w = Writer::<Flags>::create(&good, &Flags { count: 0, on: true }).unwrap();
+    for k in 1..=5 {
+        w.set_count(k);
+    }
+    assert_eq!(w.version(), 5);
+    drop(w);
+    let pristine = std::fs::read(&good).unwrap();
+    // `on` is payload byte 4; slot `s` starts at 256 + 64 s. Version 5 lives in slot 1.
+    let on_in_slot = |s: u64| 256 + 64 * s + 4;
+
     let path = dir.join("bool.state");
     std::fs::write(&path, &pristine).unwrap();
-    patch(&path, 256 + 4, &[2]);
-    patch(&path, 256 + 64 + 4, &[2]);
+    patch(&path, on_in_slot(1), &[2]);
     let out = run_python(&[path.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
@@ -453,6 +677,57 @@ fn python_reader_refuses_what_the_rust_reader_refuses_naming_the_same_field() {
         matches!(&rust, Error::InvalidValue { source, .. } if source.field == "on" && source.offset == 4),
         "{rust}"
     );
+
+    // The same byte in every other slot: the newest version is still read whole and valid.
+    std::fs::write(&path, &pristine).unwrap();
+    for s in [0, 2, 3] {
+        patch(&path, on_in_slot(s), &[2]);
+    }
+    let doc = &read_json(&path, &[])[0];
+    assert_eq!(doc["version"], json!(5));
+    assert_eq!(doc["value"], json!({"count": 5, "on": true}));
+    assert_eq!(
+        Reader::<Flags>::open(&path).unwrap().load().unwrap(),
+        Flags { count: 5, on: true }
+    );
+}
+
+/// FORMAT.md 9.3: the history. With N slots the ring holds the newest version and the N - 1
+/// before it; each is read from its own slot and holds its own value.
+#[test]
+fn python_reader_lists_the_history_the_ring_holds() {
+    let dir = TempDir::new("py-history");
+    for slots in [2u64, 4, 8] {
+        let path = dir.join(&format!("history-{slots}.state"));
+        let opts = mapped_state::CreateOptions::new().slots(slots);
+        let mut w = Writer::<[u64; 3]>::create_with(&path, &[0; 3], &opts).unwrap();
+        // Commit k holds [k, 2k, 3k]; a young file has fewer versions than slots.
+        let lines = read_json(&path, &["--history"]);
+        assert_eq!(lines.len(), 1, "a new file holds version 0 only");
+        assert_eq!(lines[0]["value"], json!([0, 0, 0]));
+        for k in 1..=10u64 {
+            w.publish(&[k, 2 * k, 3 * k]);
+        }
+        let lines = read_json(&path, &["--history"]);
+        let got: Vec<(u64, Value)> = lines
+            .iter()
+            .map(|d| (d["version"].as_u64().unwrap(), d["value"].clone()))
+            .collect();
+        let want: Vec<(u64, Value)> = (0..slots)
+            .map(|back| 10 - back)
+            .map(|k| (k, json!([k, 2 * k, 3 * k])))
+            .collect();
+        assert_eq!(got, want, "{slots} slots");
+        assert!(lines.iter().all(|d| d["slots"] == json!(slots)));
+        // The Rust reader lists the same versions.
+        let r = Reader::<[u64; 3]>::open(&path).unwrap();
+        let rust: Vec<(u64, Value)> = r
+            .load_history()
+            .map(|x| x.unwrap())
+            .map(|(k, v)| (k, json!(v)))
+            .collect();
+        assert_eq!(rust, want, "{slots} slots, Rust");
+    }
 }
 
 /// Concurrent snapshots. Python's mmap slices are not atomic loads and it has no fences (see

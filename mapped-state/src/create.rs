@@ -203,7 +203,14 @@ impl Replaced {
             Err(e) => return Err(e),
         };
         lock_exclusive(path, &file)?;
-        let v = validate(path, file)?;
+        let v = match validate(path, file) {
+            Ok(v) => v,
+            // A state file of another format version (a v1 file after an upgrade): replaced
+            // like any other, but its control block is not ours to flag; its own readers were
+            // refused when they opened it anyway, or follow the path by its nonce.
+            Err(Error::UnsupportedVersion { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
         let map =
             Mapping::read_write(&v.file, &v.header).map_err(|e| Error::io(path, "mmap", e))?;
         Ok(Some(Replaced {

@@ -9,7 +9,7 @@
 //! progress, `seq == 2v + 1` while version `v + 1` is being written. Version `v` lives in slot
 //! `v mod N` (`N` a power of two, so `v & (N - 1)`).
 //!
-//! - **Write** of `v + 1` (the single writer): store `2v + 1`, release fence, bring slot
+//! - **Write** of `v + 1` (the single writer): store `2v + 1` (release), release fence, bring slot
 //!   `(v + 1) mod N` up to date with `Relaxed` stores, store `2v + 2` (release).
 //! - **Read** of the newest: `s1 = seq` (then an acquire fence), `c = s1 >> 1`, load the words of
 //!   slot `c mod N`, acquire fence, `s2 = seq`; accept iff `s2 <= 2(c + N) - 2`. Slot `c mod N`
@@ -352,8 +352,10 @@ impl<'a> Ring<'a> {
             return seq;
         }
         let v = seq >> 1;
-        // Relaxed: ordered before the slot's stores by the fence below; readers only compare it.
-        self.seq.store(seq + 1, Ordering::Relaxed);
+        // Release: a reader that loads `seq + 1` reads version `v`'s slot, whose words were
+        // stored before `seq` became `2v`; a relaxed store would not carry that (a later plain
+        // store continues no release sequence), so the reader could accept stale words.
+        self.seq.store(seq + 1, Ordering::Release);
         if F & faults::NO_WRITE_FENCE == 0 {
             // Orders the odd `seq` before the word stores: a reader that sees any of them (and
             // fences) also sees the write began, so its validation fails.

@@ -48,12 +48,14 @@ fn read_bytes(
 ) -> Result<u64, u32> {
     let (first, words) = word_span(offset, dst.len());
     if offset.is_multiple_of(8) && dst.len().is_multiple_of(8) {
-        // Whole words: one 8-byte store per word.
+        // Whole words: one unaligned 8-byte store per word, straight into the destination.
+        let base = dst.as_mut_ptr().cast::<u8>();
         ring.read(first, words, max_attempts, |i, w| {
-            if let Some(d) = dst.get_mut(i * 8..i * 8 + 8) {
-                for (d, s) in d.iter_mut().zip(w.to_ne_bytes()) {
-                    d.write(s);
-                }
+            if i < words {
+                // SAFETY: `dst` is `words * 8` bytes long and `i < words`, so the 8 bytes at
+                // `i * 8` are inside it; `write_unaligned` needs no alignment; any bytes may be
+                // stored into `MaybeUninit<u8>`s.
+                unsafe { base.add(i * 8).cast::<u64>().write_unaligned(w) };
             }
         })
     } else {
@@ -94,9 +96,13 @@ unsafe fn assume_init(buf: &[MaybeUninit<u8>]) -> &[u8] {
 }
 
 /// Runs `f` on an uninitialized scratch buffer of `len` bytes: on the stack for the sizes of
-/// single fields and small payloads (tiers, so a small read reserves little), on the heap beyond.
-/// Nothing is zeroed: the buffer is only read after it was completely written.
+/// single fields and small payloads (tiers, so a small read reserves little), beyond that in a
+/// buffer of the calling thread's, allocated by its first large read and reused by every later
+/// one. Nothing is zeroed: the buffer is only read after it was completely written.
 fn with_uninit<R>(len: usize, f: impl FnOnce(&mut [MaybeUninit<u8>]) -> R) -> R {
+    thread_local! {
+        static LARGE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
     fn on_stack<const N: usize, R>(len: usize, f: impl FnOnce(&mut [MaybeUninit<u8>]) -> R) -> R {
         let mut buf = [MaybeUninit::<u8>::uninit(); N];
         f(&mut buf[..len])
@@ -106,7 +112,15 @@ fn with_uninit<R>(len: usize, f: impl FnOnce(&mut [MaybeUninit<u8>]) -> R) -> R 
         17..=128 => on_stack::<128, R>(len, f),
         129..=1024 => on_stack::<1024, R>(len, f),
         1025..=8192 => on_stack::<8192, R>(len, f),
-        _ => f(&mut Vec::with_capacity(len).spare_capacity_mut()[..len]),
+        _ => LARGE.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buf) => {
+                buf.clear();
+                buf.reserve(len);
+                f(&mut buf.spare_capacity_mut()[..len])
+            }
+            // Only if `f` itself reads a large value (a decoder that reads the file): its own.
+            Err(_) => f(&mut Vec::with_capacity(len).spare_capacity_mut()[..len]),
+        }),
     }
 }
 

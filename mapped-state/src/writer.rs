@@ -56,8 +56,9 @@ impl<T: Fields> Writer<T> {
     }
 
     /// Takes over an existing state file holding a `T`, e.g. after the previous writer exited
-    /// or crashed. A commit the previous writer left half-done is rolled back: readers never saw
-    /// it, and both copies are made equal to the last complete commit before resuming.
+    /// or crashed. A commit the previous writer left half done (readers never saw it) is
+    /// completed as a commit of the last complete value, so the version moves on by one and
+    /// names that value; then writing resumes.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
         Self::open_with(path, &OpenOptions::new())
     }
