@@ -23,14 +23,13 @@ first one the writer has overwritten (FORMAT.md 9.3, "History").
 Exit status: 0 success, 2 the file is refused (not a valid state file, insecure, I/O error),
 3 the snapshot holds an invalid value, 4 no consistent snapshot within the attempt budget.
 
-Python only reads bytes (standard library: os, mmap, struct, json; fcntl for the liveness probe).
+Python only reads bytes (standard library: os, mmap, struct, json; /proc for the liveness probe).
 See `read_words` for why its reads are not quite the atomic loads FORMAT.md asks for and why that
 is acceptable for this tool.
 """
 
 import argparse
 import errno
-import fcntl
 import json
 import math
 import mmap
@@ -62,6 +61,7 @@ OFF_FILE_LEN, OFF_MANIFEST_OFFSET, OFF_MANIFEST_LEN, OFF_NONCE = 56, 64, 72, 80
 OFF_PAYLOAD_OFFSET, OFF_SLOT_COUNT, OFF_RESERVED, OFF_CHECKSUM = 88, 96, 104, 120
 # Control block, section 5.
 OFF_SEQ, OFF_NOTIFY, OFF_FLAGS, OFF_WRITER_PID, OFF_COMMIT_TIME, OFF_WRITER_START = 128, 136, 140, 144, 152, 160
+FLAG_CLOSED = 2
 FLAG_SUPERSEDED = 1
 # Manifest, section 6.
 MANIFEST_MAGIC = b"MSMF"
@@ -377,14 +377,41 @@ def open_state(path, allow_shared_writable):
     return fd, header, ty, mm
 
 
-def writer_alive(fd):
-    """FORMAT.md 9.9: a shared flock succeeds only when no writer holds the exclusive one."""
+def process_start(pid):
+    """Field 22 of /proc/PID/stat (clock ticks since boot), or None if there is no such process."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat_line = f.read()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces and parentheses itself.
+    fields = stat_line[stat_line.rfind(b")") + 1:].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def writer_alive(mm):
+    """FORMAT.md 9.9: no lock, no write. The recorded writer is alive while the file is not
+    flagged closed and a process with its pid and its start time exists."""
+    pid = struct.unpack_from("@Q", mm, OFF_WRITER_PID)[0]
+    start = struct.unpack_from("@Q", mm, OFF_WRITER_START)[0]
+    flags = struct.unpack_from("@I", mm, OFF_FLAGS)[0]
+    if flags & FLAG_CLOSED or not 0 < pid < (1 << 32):
+        return False
+    now = process_start(pid)
+    if now is None:
+        if os.path.exists("/proc/self/stat"):
+            return False
+        try:
+            os.kill(pid, 0)
+        except PermissionError:
+            return True
+        except OSError:
+            return False
         return True
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    return False
+    return start == 0 or now == start
 
 
 # ---------------------------------------------------------------------------------------------
@@ -614,7 +641,7 @@ def main(argv):
                             "align": header["payload_align"],
                         },
                         "version": version,
-                        "writer_alive": writer_alive(fd),
+                        "writer_alive": writer_alive(mm),
                         **control(mm),
                         "value": decode(ty, payload, 0, ""),
                     }

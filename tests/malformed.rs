@@ -319,8 +319,8 @@ fn a_format_v1_file_can_be_replaced() {
     drop(w);
     assert_eq!(
         dir.names(),
-        vec!["old.state".to_string()],
-        "no temporary left"
+        [".old.state.lock", "old.state"],
+        "no temporary left; the writer's lock file stays"
     );
 }
 
@@ -834,7 +834,11 @@ fn create_read_update_reopen() {
     assert_eq!(w.version(), 2);
     w.publish(&[3; 5]);
     assert_eq!(r.load_versioned().unwrap(), ([3; 5], 3));
-    assert_eq!(dir.names(), ["a.state"], "a temporary file was left behind");
+    assert_eq!(
+        dir.names(),
+        [".a.state.lock", "a.state"],
+        "a temporary file was left behind (the writer's lock file stays)"
+    );
 }
 
 #[test]
@@ -878,7 +882,11 @@ fn create_refuses_an_existing_state_file_and_leaves_it_untouched() {
     let e = Writer::<[u8; 3]>::create(&path, &[0; 3]).unwrap_err();
     assert!(matches!(e, Error::AlreadyExists { .. }), "{e:?}");
     assert_eq!(std::fs::read(&path).unwrap(), before);
-    assert_eq!(dir.names(), ["s.state"], "a temporary file was left behind");
+    assert_eq!(
+        dir.names(),
+        [".s.state.lock", "s.state"],
+        "a temporary file was left behind (the writer's lock file stays)"
+    );
 }
 
 #[test]
@@ -919,7 +927,11 @@ fn replace_supersedes_the_old_file_and_old_readers_notice() {
     w.publish(&[7, 8]);
     assert_eq!(new.load().unwrap(), [7, 8]);
     assert_eq!(old.load().unwrap(), VALUE);
-    assert_eq!(dir.names(), ["r.state"], "a temporary file was left behind");
+    assert_eq!(
+        dir.names(),
+        [".r.state.lock", "r.state"],
+        "a temporary file was left behind (the writer's lock file stays)"
+    );
 }
 
 #[test]
@@ -936,7 +948,11 @@ fn replace_refuses_while_the_old_file_has_a_live_writer() {
     }
     assert_eq!(std::fs::read(&path).unwrap(), before);
     assert!(!Reader::<P>::open(&path).unwrap().superseded());
-    assert_eq!(dir.names(), ["r.state"], "a temporary file was left behind");
+    assert_eq!(
+        dir.names(),
+        [".r.state.lock", "r.state"],
+        "a temporary file was left behind (the writer's lock file stays)"
+    );
     drop(w);
 }
 
@@ -968,8 +984,8 @@ fn replace_refuses_a_symlink_at_the_path_and_leaves_both_untouched() {
     assert!(!Reader::<P>::open(&target).unwrap().superseded());
     assert_eq!(
         dir.names(),
-        ["link.state", "target.state"],
-        "a temporary file was left behind"
+        [".target.state.lock", "link.state", "target.state"],
+        "a temporary file (or a lock file for the refused link) was left behind"
     );
 }
 

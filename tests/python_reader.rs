@@ -337,7 +337,7 @@ fn format_md_worked_example_matches_the_encoder() {
         mode: Mode::Running,
         name: FixedStr::new("pump").unwrap(),
     };
-    Writer::<Status>::create(&path, &value).unwrap();
+    let _writer = Writer::<Status>::create(&path, &value).unwrap();
     let raw = RawReader::open(&path).unwrap();
     let h = *raw.header();
     assert_eq!(
@@ -378,7 +378,8 @@ fn format_md_worked_example_matches_the_encoder() {
 
         // The control block of a new file: all zero (seq 0, notify 0, flags 0, reserved) but
         // the writer's pid, the commit time and the writer's start time, whose documented
-        // values are examples.
+        // values are examples. (The file is read while its writer is open: closing it flags
+        // the file closed and wakes waiters.)
         let control = documented_bytes("control");
         assert_eq!(control.len(), 128);
         let varying = off::WRITER_PID..off::RESERVED_CONTROL;

@@ -5,12 +5,12 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use crate::error::Error;
 use crate::format::{off, Header, FLAG_SUPERSEDED, PAYLOAD_OFFSET};
-use crate::lock::lock_exclusive;
+use crate::lock::{acquire, WriterLock};
 use crate::map::Mapping;
 use crate::open::{open_checked, validate, OpenOptions};
 
@@ -80,13 +80,26 @@ pub(crate) fn nonce() -> u64 {
     )
 }
 
-/// A complete new state file, locked, published at its path.
+/// A complete new state file published at its path, with its writer lock.
 pub(crate) struct Created {
     pub(crate) file: File,
+    pub(crate) lock: WriterLock,
+}
+
+/// The writer pid recorded in the state file at `path`, if there is one (read with `pread`: the
+/// file may not be valid).
+pub(crate) fn recorded_pid(path: &Path) -> Option<u32> {
+    let file = crate::os::open_existing(path, false).ok()?;
+    let mut b = [0u8; 8];
+    file.read_exact_at(&mut b, off::WRITER_PID as u64).ok()?;
+    u32::try_from(u64::from_ne_bytes(b))
+        .ok()
+        .filter(|&p| p != 0)
 }
 
 /// Builds the file for `header` holding `manifest` and `initial` (in every slot) and publishes
-/// it at `path`. The returned file is locked exclusively.
+/// it at `path`, holding the path's writer lock from before the build (so two creators, or a
+/// creator and a writer of the file being replaced, never overlap).
 pub(crate) fn create(
     path: &Path,
     header: &Header,
@@ -105,18 +118,29 @@ pub(crate) fn create(
             std::io::Error::other("path has no file name"),
         )
     })?;
+    let lock = acquire(path, || recorded_pid(path))?;
     let tmp = dir.join(format!(
         ".{}.{}.{:016x}.tmp",
         name.to_string_lossy(),
         std::process::id(),
         header.nonce
     ));
-    let file = crate::os::create_new(&tmp, opts.mode).map_err(|e| Error::io(&tmp, "create", e))?;
-    let built = fill_and_publish(path, &tmp, file, header, manifest, initial, opts);
-    if built.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    let built = crate::os::create_new(&tmp, opts.mode)
+        .map_err(|e| Error::io(&tmp, "create", e))
+        .and_then(|file| {
+            let built = fill_and_publish(path, &tmp, file, header, manifest, initial, opts);
+            if built.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            built
+        });
+    match built {
+        Ok(file) => Ok(Created { file, lock }),
+        Err(e) => {
+            lock.abandon();
+            Err(e)
+        }
     }
-    built.map(|file| Created { file })
 }
 
 fn fill_and_publish(
@@ -133,7 +157,6 @@ fn fill_and_publish(
     use std::os::unix::fs::PermissionsExt;
     file.set_permissions(std::fs::Permissions::from_mode(opts.mode))
         .map_err(io("chmod"))?;
-    lock_exclusive(tmp, &file)?;
     crate::os::preallocate(&file, header.file_len).map_err(io("preallocate"))?;
     file.write_all_at(&header.encode(), 0)
         .map_err(io("write header"))?;
@@ -183,17 +206,17 @@ fn fill_and_publish(
     Ok(file)
 }
 
-/// The state file about to be replaced at a path: locked (so no writer can take it over between
-/// the check and the rename) and mapped, to flag it superseded once the new file is in place.
+/// The state file about to be replaced at a path: validated and mapped, to flag it superseded
+/// once the new file is in place. No writer can take it over meanwhile: the creator holds the
+/// path's writer lock, which is also the old file's.
 struct Replaced {
-    _lock: File,
     map: Mapping,
-    _path: PathBuf,
 }
 
 impl Replaced {
-    /// Locks and validates the state file at `path`, if there is one. Refuses a file with a live
-    /// writer, a file that is not a state file, and anything `Reader::open` would refuse.
+    /// Validates the state file at `path`, if there is one. Refuses a file that is not a state
+    /// file, and anything `Reader::open` would refuse; a state file of another format version
+    /// is replaced without being flagged (its control block is not ours to read).
     fn lock(path: &Path) -> Result<Option<Replaced>, Error> {
         let file = match open_checked(path, true, &OpenOptions::new()) {
             Ok(f) => f,
@@ -202,22 +225,14 @@ impl Replaced {
             }
             Err(e) => return Err(e),
         };
-        lock_exclusive(path, &file)?;
         let v = match validate(path, file) {
             Ok(v) => v,
-            // A state file of another format version (a v1 file after an upgrade): replaced
-            // like any other, but its control block is not ours to flag; its own readers were
-            // refused when they opened it anyway, or follow the path by its nonce.
             Err(Error::UnsupportedVersion { .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
         let map =
             Mapping::read_write(&v.file, &v.header).map_err(|e| Error::io(path, "mmap", e))?;
-        Ok(Some(Replaced {
-            _lock: v.file,
-            map,
-            _path: path.to_owned(),
-        }))
+        Ok(Some(Replaced { map }))
     }
 
     /// Tells the old file's readers that a newer file stands at its path, and wakes waiters.

@@ -17,6 +17,14 @@ pub enum Insecurity {
         /// The file's permission bits.
         mode: u32,
     },
+    /// The writer's lock file beside the state file is owned by another user, or others may
+    /// open it: whoever can open it can hold the lock and keep every writer out.
+    UntrustedLockFile {
+        /// The lock file's owner.
+        owner: u32,
+        /// The lock file's permission bits.
+        mode: u32,
+    },
 }
 
 impl std::fmt::Display for Insecurity {
@@ -27,6 +35,10 @@ impl std::fmt::Display for Insecurity {
             Insecurity::WritableByOthers { mode } => write!(
                 f,
                 "its mode {mode:o} lets group or other users write it; `chmod go-w` it or opt in with `OpenOptions::allow_shared_writable`"
+            ),
+            Insecurity::UntrustedLockFile { owner, mode } => write!(
+                f,
+                "this writer lock file is owned by uid {owner} with mode {mode:o}; it must belong to the writer's user with mode 0600 (remove it if no writer runs)"
             ),
         }
     }

@@ -84,7 +84,7 @@ pub mod off {
     pub const SEQ: usize = 128;
     /// Control block: `u32` futex word, bumped whenever waiters are woken.
     pub const NOTIFY: usize = 136;
-    /// Control block: `u32` state flags (bit 0: superseded).
+    /// Control block: `u32` state flags (bit 0: superseded, bit 1: closed by its writer).
     pub const FLAGS: usize = 140;
     /// Control block: `u64` pid of the last writer.
     pub const WRITER_PID: usize = 144;
@@ -100,6 +100,9 @@ pub mod off {
 
 /// Control-block flag: a newer file has replaced this one at its path; reopen by path.
 pub const FLAG_SUPERSEDED: u32 = 1;
+/// Control-block flag: the last writer closed the file (dropped its handle); set until the next
+/// writer opens it. Readers take the writer for gone.
+pub const FLAG_CLOSED: u32 = 2;
 
 /// The validated contents of a header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

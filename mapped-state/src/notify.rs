@@ -267,11 +267,18 @@ impl Waker {
     }
 }
 
-impl Drop for Waker {
-    fn drop(&mut self) {
+impl Waker {
+    /// Stops the keeper (which first announces the last commits of a burst). Idempotent.
+    pub(crate) fn stop(&mut self) {
         if let Some(k) = self.keeper.take() {
             stop_keeper(k);
         }
+    }
+}
+
+impl Drop for Waker {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

@@ -70,6 +70,14 @@ pub(crate) fn process_start(pid: u32) -> Option<u64> {
     after.split_ascii_whitespace().nth(19)?.parse().ok()
 }
 
+/// Whether this system has no `/proc` to read process start times from.
+pub(crate) fn proc_unavailable() -> bool {
+    !Path::new("/proc/self/stat").exists()
+}
+
+/// `O_NOFOLLOW | O_CLOEXEC`, for opens that create.
+pub(crate) const NOFOLLOW_CLOEXEC: i32 = libc_flags::O_NOFOLLOW | libc_flags::O_CLOEXEC;
+
 /// Wakes every process blocked in `futex_wait` on `word`. Shared futex (no `FUTEX_PRIVATE_FLAG`):
 /// the kernel keys it by the file's page, so waiters in other processes are found.
 #[cfg(any(target_os = "linux", target_os = "android"))]

@@ -1,7 +1,6 @@
 //! `RawReader`: a validated, read-only mapping of a state file and the ring reads over it, with
 //! no Rust type attached. `Reader<T>` and the CLI are built on it.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
@@ -32,7 +31,6 @@ pub struct RawReader {
     /// How often a blocked wait probes the writer's liveness.
     liveness_interval: Duration,
     path: PathBuf,
-    file: File,
     header: Header,
     schema: Type,
 }
@@ -58,7 +56,6 @@ impl RawReader {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             liveness_interval: DEFAULT_LIVENESS_INTERVAL,
             path: path.to_owned(),
-            file: v.file,
             header: v.header,
             schema: v.schema,
         })
@@ -196,9 +193,11 @@ impl RawReader {
         }
     }
 
-    /// Whether a writer holds the file's lock (probed with a non-blocking shared `flock`).
+    /// Whether the file's writer is alive: the writer recorded in the control block has not
+    /// closed the file and its process (that pid, with that start time) still exists. Takes no
+    /// lock and writes nothing; reads `/proc/PID/stat`.
     pub fn writer_alive(&self) -> bool {
-        crate::lock::writer_holds(&self.file)
+        crate::lock::writer_alive(&self.map)
     }
 
     /// The pid of the writer that last opened the file, if any has.

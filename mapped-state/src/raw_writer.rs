@@ -2,7 +2,6 @@
 //! (`create.rs`), takes over existing ones (lock, validate, recover), and commits through the
 //! ring, storing into each commit's slot only the words it lacks (`slots.rs`).
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -10,7 +9,7 @@ use std::sync::Arc;
 use crate::create::{create, nonce, CreateOptions};
 use crate::error::Error;
 use crate::format::Header;
-use crate::lock::lock_exclusive;
+use crate::lock::{acquire, record_closed, record_writer, WriterLock};
 use crate::map::Mapping;
 use crate::notify::{WakePolicy, Waker};
 use crate::open::{open_checked, validate, OpenOptions, Validated};
@@ -34,8 +33,19 @@ pub struct RawWriter {
     slots: Slots,
     /// Reused per commit: the words that change.
     changed: Vec<u32>,
-    /// Holds the exclusive lock: closing it would release the lock, so it is dropped last.
-    _lock: File,
+    /// The writer lock, dropped last (after `Drop` flagged the file closed).
+    _lock: WriterLock,
+}
+
+impl Drop for RawWriter {
+    fn drop(&mut self) {
+        // Announce the last commits (the keeper's final look), then tell readers nobody writes
+        // any more, and wake them so a waiter learns it at its next liveness look.
+        self.waker.stop();
+        record_closed(&self.map);
+        self.map.notify().fetch_add(1, Ordering::Release);
+        crate::os::futex_wake_all(self.map.notify());
+    }
 }
 
 impl RawWriter {
@@ -75,9 +85,10 @@ impl RawWriter {
             Mapping::read_write(&created.file, &header).map_err(|e| Error::io(path, "mmap", e))?;
         let mut current = vec![0u64; header.payload_words()];
         bytes_of_mut(&mut current)[..initial.len()].copy_from_slice(initial);
+        drop(created.file);
         Ok(Self::assemble(
             path,
-            created.file,
+            created.lock,
             header,
             map,
             0,
@@ -88,7 +99,7 @@ impl RawWriter {
 
     fn assemble(
         path: &Path,
-        lock: File,
+        lock: WriterLock,
         header: Header,
         map: Mapping,
         seq: u64,
@@ -122,10 +133,11 @@ impl RawWriter {
         opts: &OpenOptions,
         check: impl FnOnce(&Validated) -> Result<(), Error>,
     ) -> Result<Self, Error> {
-        let file = open_checked(path, true, opts)?;
-        lock_exclusive(path, &file)?;
-        let v = validate(path, file)?;
+        // Header and manifest never change once published: validate before taking the lock, so
+        // refusing a file leaves no lock file behind it.
+        let v = validate(path, open_checked(path, true, opts)?)?;
         check(&v)?;
+        let lock = acquire(path, || crate::create::recorded_pid(path))?;
         let map =
             Mapping::read_write(&v.file, &v.header).map_err(|e| Error::io(path, "mmap", e))?;
         let ring = map.ring();
@@ -138,15 +150,10 @@ impl RawWriter {
                 path: path.to_owned(),
                 attempts,
             })?;
-        let pid = std::process::id();
-        map.writer_pid().store(u64::from(pid), Ordering::Relaxed);
-        map.writer_start().store(
-            crate::os::process_start(pid).unwrap_or(0),
-            Ordering::Relaxed,
-        );
+        record_writer(&map);
         // The slots' contents are the dead writer's business: rewrite each whole on first use.
         Ok(Self::assemble(
-            path, v.file, v.header, map, seq, current, false,
+            path, lock, v.header, map, seq, current, false,
         ))
     }
 
