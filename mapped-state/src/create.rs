@@ -119,21 +119,31 @@ pub(crate) fn create(
         )
     })?;
     let lock = acquire(path, || recorded_pid(path))?;
+    // Holding the path's lock, no other creator of this path runs: any temporary of it is the
+    // leftover of a creator that died (before `O_TMPFILE`, or where it is not supported).
+    remove_stale_temporaries(dir, &name.to_string_lossy());
     let tmp = dir.join(format!(
         ".{}.{}.{:016x}.tmp",
         name.to_string_lossy(),
         std::process::id(),
         header.nonce
     ));
-    let built = crate::os::create_new(&tmp, opts.mode)
-        .map_err(|e| Error::io(&tmp, "create", e))
-        .and_then(|file| {
-            let built = fill_and_publish(path, &tmp, file, header, manifest, initial, opts);
-            if built.is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
-            built
-        });
+    let built = match crate::os::create_unnamed(dir, opts.mode) {
+        Ok(Some(file)) => fill(&tmp, &file, header, manifest, initial, opts)
+            .and_then(|()| publish(path, &tmp, Some(&file), opts))
+            .map(|()| file),
+        Ok(None) => crate::os::create_new(&tmp, opts.mode)
+            .map_err(|e| Error::io(&tmp, "create", e))
+            .and_then(|file| {
+                let built = fill(&tmp, &file, header, manifest, initial, opts)
+                    .and_then(|()| publish(path, &tmp, None, opts));
+                if built.is_err() {
+                    let _ = std::fs::remove_file(&tmp);
+                }
+                built.map(|()| file)
+            }),
+        Err(e) => Err(Error::io(dir, "create", e)),
+    };
     match built {
         Ok(file) => Ok(Created { file, lock }),
         Err(e) => {
@@ -143,21 +153,36 @@ pub(crate) fn create(
     }
 }
 
-fn fill_and_publish(
-    path: &Path,
+/// Removes `.NAME.*.tmp` in `dir`: temporaries of creators of `NAME` that died mid-create.
+fn remove_stale_temporaries(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let f = file_name.to_string_lossy();
+        if f.starts_with(&prefix) && f.ends_with(".tmp") && f.len() > prefix.len() + 4 {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Writes header, control block, every slot and the manifest into the new file.
+fn fill(
     tmp: &Path,
-    file: File,
+    file: &File,
     header: &Header,
     manifest: &[u8],
     initial: &[u8],
     opts: &CreateOptions,
-) -> Result<File, Error> {
+) -> Result<(), Error> {
     let io = |op| move |e| Error::io(tmp, op, e);
-    // `create_new`'s mode is filtered by the umask; the caller asked for exactly this mode.
+    // The create's mode is filtered by the umask; the caller asked for exactly this mode.
     use std::os::unix::fs::PermissionsExt;
     file.set_permissions(std::fs::Permissions::from_mode(opts.mode))
         .map_err(io("chmod"))?;
-    crate::os::preallocate(&file, header.file_len).map_err(io("preallocate"))?;
+    crate::os::preallocate(file, header.file_len).map_err(io("preallocate"))?;
     file.write_all_at(&header.encode(), 0)
         .map_err(io("write header"))?;
     let mut control = [0u8; 128];
@@ -181,29 +206,49 @@ fn fill_and_publish(
             .map_err(io("write payload"))?;
     }
     file.write_all_at(manifest, header.manifest_offset)
-        .map_err(io("write manifest"))?;
+        .map_err(io("write manifest"))
+}
 
+/// Makes the complete file appear at `path`: `unnamed` (an `O_TMPFILE` file) is linked there,
+/// else the named temporary `tmp` is. Without `replace`, `link` fails with `EEXIST` where
+/// `rename` would replace, so no existing file is lost; with it, the old state file is
+/// validated, the new one renamed over it, and the old one flagged superseded.
+fn publish(
+    path: &Path,
+    tmp: &Path,
+    unnamed: Option<&File>,
+    opts: &CreateOptions,
+) -> Result<(), Error> {
+    let exists = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::AlreadyExists {
+                path: path.to_owned(),
+            }
+        } else {
+            Error::io(path, "link", e)
+        }
+    };
     if opts.replace {
         let old = Replaced::lock(path)?;
-        std::fs::rename(tmp, path).map_err(|e| Error::io(path, "rename", e))?;
+        if let Some(file) = unnamed {
+            // `rename` needs a name: link the unnamed file to the temporary's, for a moment.
+            crate::os::link_unnamed(file, tmp).map_err(|e| Error::io(tmp, "link", e))?;
+        }
+        if let Err(e) = std::fs::rename(tmp, path) {
+            let _ = std::fs::remove_file(tmp);
+            return Err(Error::io(path, "rename", e));
+        }
         // Flagged only now: a reader told to reopen finds the new file at the path.
         if let Some(old) = old {
             old.mark_superseded();
         }
+        Ok(())
+    } else if let Some(file) = unnamed {
+        crate::os::link_unnamed(file, path).map_err(exists)
     } else {
-        // `link` fails with EEXIST where `rename` would replace: no existing file is lost.
-        std::fs::hard_link(tmp, path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                Error::AlreadyExists {
-                    path: path.to_owned(),
-                }
-            } else {
-                Error::io(path, "link", e)
-            }
-        })?;
-        std::fs::remove_file(tmp).map_err(io("remove temporary"))?;
+        std::fs::hard_link(tmp, path).map_err(exists)?;
+        std::fs::remove_file(tmp).map_err(|e| Error::io(tmp, "remove temporary", e))
     }
-    Ok(file)
 }
 
 /// The state file about to be replaced at a path: validated and mapped, to flag it superseded

@@ -28,6 +28,53 @@ pub(crate) fn create_new(path: &Path, mode: u32) -> io::Result<File> {
         .open(path)
 }
 
+/// Creates an unnamed regular file in directory `dir` (`O_TMPFILE`), with permission bits
+/// `mode`: nothing appears in the directory until it is linked (`link_unnamed`), so a creator
+/// killed before that leaves nothing behind. `Ok(None)` where the kernel or filesystem cannot.
+pub(crate) fn create_unnamed(dir: &Path, mode: u32) -> io::Result<Option<File>> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use rustix::fs::{Mode, OFlags};
+        match rustix::fs::open(
+            dir,
+            OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode as rustix::fs::RawMode),
+        ) {
+            Ok(fd) => return Ok(Some(File::from(fd))),
+            // No O_TMPFILE here (an old kernel, a filesystem without it): name a temporary.
+            Err(e)
+                if e == rustix::io::Errno::OPNOTSUPP
+                    || e == rustix::io::Errno::ISDIR
+                    || e == rustix::io::Errno::NOENT
+                    || e == rustix::io::Errno::INVAL =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    #[allow(unreachable_code)]
+    {
+        let _ = (dir, mode);
+        Ok(None)
+    }
+}
+
+/// Gives the unnamed `file` the name `path` (never replacing anything: `EEXIST` if it exists),
+/// through `/proc/self/fd`, which needs no privilege (`AT_EMPTY_PATH` would).
+pub(crate) fn link_unnamed(file: &File, path: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+    rustix::fs::linkat(
+        rustix::fs::CWD,
+        proc_path.as_str(),
+        rustix::fs::CWD,
+        path,
+        rustix::fs::AtFlags::SYMLINK_FOLLOW,
+    )
+    .map_err(io::Error::from)
+}
+
 /// Whether an `open` error means the path is a symlink refused by `O_NOFOLLOW`.
 pub(crate) fn is_symlink_refusal(e: &io::Error) -> bool {
     e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
