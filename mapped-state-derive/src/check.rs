@@ -23,6 +23,7 @@ const RESERVED_READER_METHODS: &[&str] = &[
     "raw",
     "load",
     "load_versioned",
+    "load_into",
     "load_version",
     "load_history",
     "set_max_attempts",

@@ -18,11 +18,16 @@
 //! a hundred times a small commit. So under the default policy ([`WakePolicy::Coalesce`]) a
 //! writer wakes on a commit at once only when the commit is *isolated*: an occasional update, or
 //! one side of a request/response exchange. Once commits come in a burst (three in a row less
-//! than [`BURST_GAP`] apart) the writer stops waking and stops reading the clock, and a helper
-//! thread of its process (the *wake keeper*, started on the first burst and parked between
-//! bursts) wakes waiters once per period while the commits go on, stamps the commit time, and
-//! hands waking back to the writer after a period without commits. A commit in a burst costs the
-//! writer one load of a flag its own process keeps.
+//! than [`BURST_GAP`] apart, the previous one's wake having found nobody asleep) the writer
+//! stops waking and stops reading the clock, and a helper thread of its process (the *wake
+//! keeper*, started on the first burst and parked between bursts) wakes waiters once per period
+//! while the commits go on, stamps the commit time, and hands waking back to the writer after a
+//! period without commits, or with only a few that someone was waiting for. A commit in a burst
+//! costs the writer two loads of a flag its own process keeps.
+//!
+//! A wake that finds someone asleep is the mark of an exchange: the next commit, however soon
+//! it comes (the answer may arrive before the wake call even returns), does not count towards a
+//! burst.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -60,6 +65,10 @@ pub const BURST_GAP: Duration = Duration::from_micros(4);
 
 /// How many consecutive short gaps make a burst.
 const BURST_AFTER: u8 = 2;
+
+/// Fewest commits a period during a burst in which the keeper woke someone; fewer, and the
+/// keeper hands waking back to the writer.
+const MIN_BURST_COMMITS: u64 = 4;
 
 /// Longest coalescing period.
 const MAX_PERIOD: Duration = Duration::from_secs(1);
@@ -100,9 +109,9 @@ pub(crate) fn wall_ns() -> u64 {
 /// sees every commit made before it. A read-modify-write because two threads of the writer's
 /// process (the writer, its keeper) may wake at the same moment; it is paid next to a system
 /// call, never on a commit that does not wake.
-fn wake_all(map: &Mapping) {
+fn wake_all(map: &Mapping) -> usize {
     map.notify().fetch_add(1, Ordering::Release);
-    crate::os::futex_wake_all(map.notify());
+    crate::os::futex_wake_all(map.notify())
 }
 
 /// What the writer and its wake keeper share.
@@ -124,6 +133,8 @@ pub(crate) struct Waker {
     last_ns: u64,
     /// Consecutive commits less than `BURST_GAP` after the previous one.
     short_gaps: u8,
+    /// The last wake found someone asleep: the next commit is an answer to it, not a burst.
+    woke_someone: bool,
     keeper: Option<Keeper>,
     /// The keeper could not be started: never enter a burst (wake on every commit instead).
     no_keeper: bool,
@@ -143,6 +154,7 @@ impl Waker {
             policy: WakePolicy::default(),
             last_ns: 0,
             short_gaps: 0,
+            woke_someone: false,
             keeper: None,
             no_keeper: false,
             wakes: 0,
@@ -192,7 +204,9 @@ impl Waker {
         map.commit_time().store(now, Ordering::Relaxed);
         if let WakePolicy::Coalesce(period) = self.policy {
             let gap = now.wrapping_sub(self.last_ns);
-            if gap < BURST_GAP.as_nanos() as u64 {
+            // A commit right after a wake that woke someone is the next step of an exchange
+            // (the reply came back while our wake call was still returning), not a burst.
+            if gap < BURST_GAP.as_nanos() as u64 && !self.woke_someone {
                 self.short_gaps = self.short_gaps.saturating_add(1);
                 if self.short_gaps >= BURST_AFTER && !self.no_keeper {
                     self.enter_burst(map, period);
@@ -216,7 +230,7 @@ impl Waker {
                 .is_some_and(|k| !k.state.hot.load(Ordering::Relaxed));
         if wake {
             self.wakes += 1;
-            wake_all(map);
+            self.woke_someone = wake_all(map) > 0;
             if matches!(self.policy, WakePolicy::Coalesce(_)) {
                 // The gap to the next commit is measured from here: what the caller does
                 // between commits, not what this commit and its wake cost (which, on a busy
@@ -291,9 +305,10 @@ fn stop_keeper(k: Keeper) {
 
 /// The wake keeper: while the writer is in a burst, once per period, wakes waiters if a commit
 /// was made since its last look (and stamps the commit time, which the writer no longer does);
-/// after a period without commits, clears the burst flag so the writer wakes for itself again,
-/// looks once more a period later (a commit that read the flag just before it was cleared is
-/// found then), and parks until the next burst.
+/// after a period without commits (or with only a few, each answered: an exchange, not a
+/// burst), clears the burst flag so the writer wakes for itself again, looks once more a period
+/// later (a commit that read the flag just before it was cleared is found then), and parks
+/// until the next burst.
 fn keeper_loop(map: &Mapping, state: &KeeperState, period: Duration) {
     // The default timer slack (50 µs) would stretch every period by up to that much.
     #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -307,29 +322,33 @@ fn keeper_loop(map: &Mapping, state: &KeeperState, period: Duration) {
             std::thread::park();
         }
         let mut last = ring.seq();
-        let mut quiet = 0u32;
         loop {
             std::thread::park_timeout(period);
             // Read `stop` before `seq`: the writer sets it after its last commit.
             let stopping = state.stop.load(Ordering::Acquire);
             let seq = ring.seq();
+            let mut hand_back = seq == last;
             if seq != last {
+                // Half-steps: two per commit.
+                let commits = seq.wrapping_sub(last) / 2;
                 last = seq;
-                quiet = 0;
                 map.commit_time().store(wall_ns(), Ordering::Relaxed);
                 state.wakes.fetch_add(1, Ordering::Relaxed);
-                wake_all(map);
-            } else {
-                quiet += 1;
+                let woke = wake_all(map);
+                // A few commits a period, each answered (someone was waiting), is no burst: an
+                // exchange whose steps the gap test mistook for one, each step now waiting for
+                // a period. Hand waking back at once.
+                hand_back = commits < MIN_BURST_COMMITS && woke > 0;
             }
             if stopping {
                 return;
             }
-            match quiet {
-                0 => {}
-                1 => state.hot.store(false, Ordering::SeqCst),
-                _ if state.hot.load(Ordering::SeqCst) => quiet = 0,
-                _ => break,
+            if !state.hot.load(Ordering::SeqCst) {
+                // Waking was handed back a period ago: this was the last look.
+                break;
+            }
+            if hand_back {
+                state.hot.store(false, Ordering::SeqCst);
             }
         }
     }

@@ -127,11 +127,12 @@ pub(crate) const NOFOLLOW_CLOEXEC: i32 = libc_flags::O_NOFOLLOW | libc_flags::O_
 
 /// Wakes every process blocked in `futex_wait` on `word`. Shared futex (no `FUTEX_PRIVATE_FLAG`):
 /// the kernel keys it by the file's page, so waiters in other processes are found.
+/// Returns how many waiters it woke.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) fn futex_wake_all(word: &AtomicU32) {
+pub(crate) fn futex_wake_all(word: &AtomicU32) -> usize {
     // A failure here (there is none for a valid address) only delays waiters to their timeout.
-    let _ =
-        rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), i32::MAX as u32);
+    rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), i32::MAX as u32)
+        .unwrap_or(0)
 }
 
 /// Blocks while `*word == expected`, for at most `timeout`. Returns early on a wake, a signal or a
@@ -153,7 +154,9 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
 
 /// No cross-process futex here: waiters poll with backoff, so there is nobody to wake.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) fn futex_wake_all(_word: &AtomicU32) {}
+pub(crate) fn futex_wake_all(_word: &AtomicU32) -> usize {
+    0
+}
 
 /// No cross-process futex here: watch the word with `poll_wait`.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]

@@ -154,9 +154,20 @@ impl RawReader {
     }
 
     /// Reads and decodes a whole `T` at once. The caller has checked the schema.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn load<T: MappedState>(&self) -> Result<(T, u64), Error> {
         read_value::<T>(&self.map.ring(), 0, None, self.max_attempts)
+            .map_err(|e| self.read_error(e, 0, None))
+    }
+
+    /// Reads and decodes a whole `T` into `out` where it stands. The caller has checked the
+    /// schema. On failure `out` holds nothing valid.
+    #[inline(always)]
+    pub(crate) fn load_uninit<T: MappedState>(
+        &self,
+        out: &mut std::mem::MaybeUninit<T>,
+    ) -> Result<u64, Error> {
+        crate::words::read_value_into::<T>(&self.map.ring(), 0, None, self.max_attempts, out)
             .map_err(|e| self.read_error(e, 0, None))
     }
 

@@ -58,13 +58,34 @@ impl<T: Fields> Reader<T> {
     /// gives up with [`Error::Contended`] after the retry budget (10,000 attempts by default, see
     /// [`set_max_attempts`](Self::set_max_attempts)). Invalid bytes give [`Error::InvalidValue`]
     /// naming the field.
+    #[inline(always)]
     pub fn load(&self) -> Result<T, Error> {
-        self.raw().load::<T>().map(|(v, _)| v)
+        let mut out = std::mem::MaybeUninit::<T>::uninit();
+        self.raw().load_uninit(&mut out)?;
+        // SAFETY: `load_uninit` succeeded, so `out` holds a valid `T`.
+        Ok(unsafe { out.assume_init() })
     }
 
     /// Like [`load`](Self::load), with the version the value belongs to.
+    #[inline(always)]
     pub fn load_versioned(&self) -> Result<(T, u64), Error> {
         self.raw().load::<T>()
+    }
+
+    /// Like [`load_versioned`](Self::load_versioned), into `out`, which it overwrites: no copy of
+    /// the value is made, for large values the cheapest way to take snapshots again and again.
+    /// On an error `out` is left unchanged, or (for types whose every bit pattern is valid, read
+    /// straight into `out`) holds an unspecified value.
+    #[inline(always)]
+    pub fn load_into(&self, out: &mut T) -> Result<u64, Error> {
+        match crate::words::as_uninit(out) {
+            Some(slot) => self.raw().load_uninit(slot),
+            None => {
+                let (value, version) = self.raw().load::<T>()?;
+                *out = value;
+                Ok(version)
+            }
+        }
     }
 
     /// Version `version` of the value, if it is still in the ring (the newest `slots` versions,

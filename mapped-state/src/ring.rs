@@ -54,6 +54,8 @@ pub mod faults {
     pub const ROLL_BACK: u16 = 128;
     /// Recovery: complete the commit without repairing the interrupted slot.
     pub const NO_RECOVER_COPY: u16 = 256;
+    /// Writer: store the odd `seq` relaxed instead of release.
+    pub const RELAXED_ODD_SEQ: u16 = 512;
 }
 
 #[cfg(not(loom))]
@@ -67,6 +69,7 @@ mod faults {
     pub const NO_RECOVER_FENCE: u16 = 64;
     pub const ROLL_BACK: u16 = 128;
     pub const NO_RECOVER_COPY: u16 = 256;
+    pub const RELAXED_ODD_SEQ: u16 = 512;
 }
 
 /// Largest slot count a ring may have.
@@ -355,7 +358,12 @@ impl<'a> Ring<'a> {
         // Release: a reader that loads `seq + 1` reads version `v`'s slot, whose words were
         // stored before `seq` became `2v`; a relaxed store would not carry that (a later plain
         // store continues no release sequence), so the reader could accept stale words.
-        self.seq.store(seq + 1, Ordering::Release);
+        let odd = if F & faults::RELAXED_ODD_SEQ != 0 {
+            Ordering::Relaxed
+        } else {
+            Ordering::Release
+        };
+        self.seq.store(seq + 1, odd);
         if F & faults::NO_WRITE_FENCE == 0 {
             // Orders the odd `seq` before the word stores: a reader that sees any of them (and
             // fences) also sees the write began, so its validation fails.
@@ -514,8 +522,9 @@ mod tests {
     fn a_read_is_refused_only_once_the_writer_starts_on_its_slot() {
         let h = heap(2, 1);
         let ring = Ring::new(&h.seq, &h.slots, 2, 1, 1);
-        let seq = ring.commit(0, fill(1)); // version 1 in slot 1
-                                           // A write of version 2 (into slot 0) in progress does not disturb version 1...
+        // Version 1 in slot 1; a write of version 2 (into slot 0) in progress does not disturb
+        // version 1...
+        let seq = ring.commit(0, fill(1));
         h.seq.store(seq + 1, Ordering::Relaxed);
         let mut got = 0;
         assert!(ring.load_words::<0>(1, 0, 1, |_, w| got = w));
@@ -531,8 +540,8 @@ mod tests {
     fn recovery_completes_an_interrupted_commit_with_the_unchanged_value() {
         let h = heap(4, 2);
         let ring = Ring::new(&h.seq, &h.slots, 4, 2, 2);
-        let seq = ring.commit(0, fill(7)); // version 1 = 7
-                                           // Killed while writing version 2 into slot 2: one word written.
+        // Version 1 = 7, then killed while writing version 2 into slot 2: one word written.
+        let seq = ring.commit(0, fill(7));
         h.seq.store(seq + 1, Ordering::Relaxed);
         h.slots[4].store(99, Ordering::Relaxed);
         assert_eq!(ring.recover(), (seq + 2, true));

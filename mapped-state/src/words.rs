@@ -6,7 +6,7 @@
 use std::mem::MaybeUninit;
 
 use crate::ring::Ring;
-use crate::state::{DecodeError, InPlace, MappedState};
+use crate::state::{DecodeError, MappedState};
 
 /// The words covering bytes `offset..offset + size` of the payload: `(first word, word count)`.
 #[inline]
@@ -127,13 +127,30 @@ fn with_uninit<R>(len: usize, f: impl FnOnce(&mut [MaybeUninit<u8>]) -> R) -> R 
 /// Reads a `T` from payload byte `offset` of the newest version (or of version `history`),
 /// touching only its words: straight into the value when `T`'s memory is its encoding, then
 /// validated in place; else into a scratch buffer and decoded from there. Returns the version.
-#[inline]
+#[inline(always)]
 pub(crate) fn read_value<T: MappedState>(
     ring: &Ring<'_>,
     offset: usize,
     history: Option<u64>,
     max_attempts: u32,
 ) -> Result<(T, u64), ReadError> {
+    let mut out = MaybeUninit::<T>::uninit();
+    let version = read_value_into(ring, offset, history, max_attempts, &mut out)?;
+    // SAFETY: `read_value_into` succeeded, so `out` holds a valid `T`.
+    Ok((unsafe { out.assume_init() }, version))
+}
+
+/// `read_value`, filling `out` where it stands (no copy of the value afterwards, which for a
+/// large value costs more than the read). On success `out` holds a valid `T`; on failure it
+/// holds nothing valid.
+#[inline(always)]
+pub(crate) fn read_value_into<T: MappedState>(
+    ring: &Ring<'_>,
+    offset: usize,
+    history: Option<u64>,
+    max_attempts: u32,
+    out: &mut MaybeUninit<T>,
+) -> Result<u64, ReadError> {
     let size = T::TYPE.size;
     let fill = |dst: &mut [MaybeUninit<u8>]| -> Result<u64, ReadError> {
         match history {
@@ -145,7 +162,6 @@ pub(crate) fn read_value<T: MappedState>(
     };
     match T::IN_PLACE {
         Some(proof) => {
-            let mut out = MaybeUninit::<T>::uninit();
             // SAFETY: `proof` says `size_of::<T>() == size`; any bytes may be written into a
             // `MaybeUninit<T>`'s storage, viewed as `MaybeUninit<u8>`s.
             let dst = unsafe {
@@ -156,18 +172,33 @@ pub(crate) fn read_value<T: MappedState>(
                 // SAFETY: `fill` succeeded, so it wrote every byte of `dst`.
                 T::validate(unsafe { assume_init(dst) }).map_err(ReadError::Invalid)?;
             }
-            // SAFETY: every byte was written and, by `proof`, the bytes of any encoding (that
+            // Every byte was written and, by `proof`, the bytes of any encoding (that
             // `validate` accepted, when the type validates) are a valid `T`.
-            Ok((unsafe { out.assume_init() }, version))
+            Ok(version)
         }
         None => with_uninit(size, |dst| {
             let version = fill(dst)?;
             // SAFETY: `fill` succeeded, so it wrote every byte of `dst`.
             let bytes = unsafe { assume_init(dst) };
-            T::decode(bytes)
-                .map(|v| (v, version))
-                .map_err(ReadError::Invalid)
+            out.write(T::decode(bytes).map_err(ReadError::Invalid)?);
+            Ok(version)
         }),
+    }
+}
+
+/// A reference to `value`'s storage as a `MaybeUninit<T>`, for `read_value_into`, when every
+/// byte pattern is a valid `T` (in place, no validation): a read that fails then leaves garbage
+/// there, but never an invalid `T`. `None` for other types.
+#[inline(always)]
+pub(crate) fn as_uninit<T: MappedState>(value: &mut T) -> Option<&mut MaybeUninit<T>> {
+    match T::IN_PLACE {
+        Some(p) if !p.validates() => {
+            // SAFETY: `MaybeUninit<T>` has `T`'s layout; by the proof every byte pattern
+            // written through it (a failed read's included) is a valid `T`, so `value` stays
+            // valid whatever the read leaves in it.
+            Some(unsafe { &mut *(value as *mut T).cast::<MaybeUninit<T>>() })
+        }
+        _ => None,
     }
 }
 
@@ -189,7 +220,7 @@ pub(crate) fn read_into(
 #[inline]
 pub(crate) fn value_bytes<T: MappedState>(value: &T) -> Option<&[u8]> {
     match T::IN_PLACE {
-        Some(InPlace { .. }) if T::IN_PLACE.is_some_and(|p| !p.padded()) => {
+        Some(p) if !p.padded() => {
             // SAFETY: by the proof, `T` has no padding, so all `size_of::<T>() == TYPE.size`
             // bytes of a valid value are initialized, and they are its encoding.
             Some(unsafe {
