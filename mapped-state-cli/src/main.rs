@@ -1,19 +1,13 @@
 //! The `mapped-state` command: inspect, watch, check and compare any state file through the
 //! schema manifest stored in it, with no Rust types.
 
-mod check;
-mod exit;
-mod inspect;
-mod render;
-mod watch;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::exit::Exit;
+use mapped_state_cli::{check, exit::Exit, inspect, watch};
 
 const EXIT_CODES: &str = "\
 Exit codes:

@@ -1,0 +1,8 @@
+//! The machinery of the `mapped-state` command, as a library so that the binary, the fuzz
+//! harness and the tests all drive the same code in process.
+
+pub mod check;
+pub mod exit;
+pub mod inspect;
+pub mod render;
+pub mod watch;
