@@ -76,7 +76,7 @@ pub fn too_large(r: &RawReader, what: &str) -> Exit {
         INVALID,
         r.path(),
         format!(
-            "its {what} would exceed {} bytes ({} times the file's size, plus 1 MiB): \
+            "its {what} would exceed {} bytes ({} times the file's size, plus 64 KiB): \
              the manifest repeats very long names or very many empty values",
             render::output_budget(r.header().file_len),
             render::OUTPUT_PER_BYTE
@@ -148,7 +148,7 @@ pub fn fields_table(r: &RawReader, payload: &[u8], out: &mut dyn Write) -> Resul
     if complete != Ok(true) {
         writeln!(
             sink.inner.out,
-            "\n  ... output stops here, at {budget} bytes ({} times the file's size, plus 1 MiB): \
+            "\n  ... output stops here, at {budget} bytes ({} times the file's size, plus 64 KiB): \
              the manifest repeats very long names or very many empty values",
             render::OUTPUT_PER_BYTE
         )?;

@@ -15,8 +15,8 @@ use mapped_state::manifest::{Type, TypeKind};
 /// declare `[Empty; 4_000_000_000]` in no bytes; what is printed for such a file grows with the
 /// product, so it is cut off here. Real files print a few bytes per payload byte.
 pub const OUTPUT_PER_BYTE: usize = 64;
-/// Output any file may produce, whatever its size.
-pub const OUTPUT_BASE: usize = 1 << 20;
+/// Output any file may produce, whatever its size (a header and a few hundred fields).
+pub const OUTPUT_BASE: usize = 64 << 10;
 /// Widest path and type columns padded for alignment: a longer entry is printed in full and
 /// pushes its own line out, instead of padding every line to its width.
 const PATH_COLUMN: usize = 60;
