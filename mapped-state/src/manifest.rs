@@ -328,13 +328,42 @@ enum Side {
     Want,
 }
 
-/// `a.b.c`, or `value` for the top-level leaf of a non-struct type.
+/// Longest field path a difference line shows in full; longer ones keep their start and end.
+const SHOWN_PATH: usize = 1024;
+
+/// `a.b.c`, or `value` for the top-level leaf of a non-struct type. A path longer than
+/// `SHOWN_PATH` bytes (names may be 65,535 bytes and nest 32 deep) is shortened around `...`, so
+/// that the 32 lines of a diff stay small.
 fn dotted(path: &[&str]) -> String {
     if path.is_empty() {
-        "value".to_owned()
-    } else {
-        path.join(".")
+        return "value".to_owned();
     }
+    let full = path.join(".");
+    if full.len() <= SHOWN_PATH {
+        return full;
+    }
+    let head = floor_char_boundary(&full, SHOWN_PATH / 2);
+    let tail = ceil_char_boundary(&full, full.len() - SHOWN_PATH / 4);
+    format!(
+        "{}...({} bytes)...{}",
+        &full[..head],
+        tail - head,
+        &full[tail..]
+    )
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn ceil_char_boundary(s: &str, mut i: usize) -> usize {
+    while !s.is_char_boundary(i) {
+        i += 1;
+    }
+    i
 }
 
 /// Walks the leaves of `ty` (at payload offset `at`) beside the node at the same path in the
@@ -600,5 +629,76 @@ fn fits(repr: Prim, v: i64) -> bool {
         Prim::I16 => i16::try_from(v).is_ok(),
         Prim::I32 => i32::try_from(v).is_ok(),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u8_ty() -> Type {
+        Type::from_desc(&TypeDesc::prim(Prim::U8))
+    }
+
+    fn structure(name: &str, fields: Vec<(String, Type)>) -> Type {
+        let size = fields.len();
+        Type {
+            kind: TypeKind::Struct {
+                name: name.into(),
+                fields: fields
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (n, ty))| Field {
+                        name: n.into(),
+                        offset: i,
+                        ty,
+                    })
+                    .collect(),
+            },
+            size,
+            align: 1,
+        }
+    }
+
+    #[test]
+    fn diff_lists_at_most_max_differences_then_counts() {
+        let many = structure("S", (0..40).map(|i| (format!("f{i}"), u8_ty())).collect());
+        let none = structure("S", vec![]);
+        let d = many.diff(&none);
+        assert_eq!(d.len(), MAX_DIFFERENCES + 1);
+        assert_eq!(d[0], "f0: removed");
+        assert_eq!(d[MAX_DIFFERENCES], "... and 8 more differences");
+        let d = none.diff(&many);
+        assert_eq!(d[0], "f0: added (u8 @0)");
+    }
+
+    #[test]
+    fn diff_shortens_long_paths() {
+        let long = "x".repeat(5000);
+        let inner = structure("I", vec![("leaf".into(), u8_ty())]);
+        let outer = structure("S", vec![(long.clone(), inner)]);
+        let d = outer.diff(&structure("S", vec![]));
+        assert_eq!(d.len(), 1);
+        assert!(d[0].len() < 1200, "{} bytes", d[0].len());
+        assert!(
+            d[0].starts_with("xxx") && d[0].ends_with("x.leaf: removed"),
+            "{}",
+            d[0]
+        );
+        assert!(d[0].contains("...(4237 bytes)..."), "{}", &d[0][500..560]);
+    }
+
+    #[test]
+    fn variants_are_found_by_value_first_declared_first() {
+        let v: Variants = vec![
+            (Arc::from("B"), 5),
+            (Arc::from("A"), -3),
+            (Arc::from("C"), 5),
+        ]
+        .into();
+        assert_eq!(v.find(5).map(|x| &*x.0), Some("B"));
+        assert_eq!(v.find(-3).map(|x| &*x.0), Some("A"));
+        assert_eq!(v.find(4), None);
+        assert_eq!(v.iter().map(|x| &*x.0).collect::<Vec<_>>(), ["B", "A", "C"]);
     }
 }
