@@ -444,6 +444,13 @@ fn float<W: fmt::Write + ?Sized>(
 
 /// `s` as a JSON string literal.
 pub fn json_str<W: fmt::Write + ?Sized>(s: &str, out: &mut W) -> fmt::Result {
+    // Field names are written once per element of an array of structs: no allocation for the
+    // common string that needs no escape.
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.write_char('"')?;
+        out.write_str(s)?;
+        return out.write_char('"');
+    }
     // Serializing a `str` cannot fail.
     out.write_str(&serde_json::to_string(s).unwrap_or_default())
 }
@@ -529,6 +536,23 @@ mod tests {
             duration(Duration::from_secs(5 * 86400 + 3 * 3600)),
             "5d 03h"
         );
+    }
+
+    #[test]
+    fn json_strings_match_serde_json() {
+        for s in [
+            "plain",
+            "",
+            "q\"uote",
+            "back\\slash",
+            "nl\n",
+            "\u{7f}é\u{1b}",
+            "日本",
+        ] {
+            let mut out = String::new();
+            json_str(s, &mut out).unwrap();
+            assert_eq!(out, serde_json::to_string(s).unwrap(), "{s:?}");
+        }
     }
 
     #[test]

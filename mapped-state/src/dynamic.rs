@@ -352,10 +352,15 @@ fn string(cap: usize, bytes: &[u8]) -> Result<&str, DecodeError> {
 /// Writes `name` with control characters escaped, so a name from an untrusted manifest cannot
 /// break a line or send terminal escape sequences.
 pub fn write_name<W: fmt::Write + ?Sized>(f: &mut W, name: &str) -> fmt::Result {
+    // `escape_debug` also escapes quotes and backslashes, which are harmless in a name.
+    let escaped = |c: char| c.is_control() || (c.escape_debug().len() > 1 && !"\\\"'".contains(c));
+    // Names are written once per line of output, and may be 65,535 bytes: one write when
+    // nothing needs escaping (printable ASCII never does).
+    if name.bytes().all(|b| (0x20..0x7f).contains(&b)) || !name.chars().any(escaped) {
+        return f.write_str(name);
+    }
     for c in name.chars() {
-        // `escape_debug` also escapes quotes and backslashes, which are harmless in a name.
-        let escaped = c.is_control() || (c.escape_debug().len() > 1 && !"\\\"'".contains(c));
-        if escaped {
+        if escaped(c) {
             write!(f, "{}", c.escape_debug())?;
         } else {
             f.write_char(c)?;
