@@ -248,7 +248,11 @@ pub fn type_name(ty: &Type) -> String {
 /// The leaves of `ty` over `payload` as an aligned three-column table (path, type, value), each
 /// line indented by two, written to `out` until its budget runs out. Returns whether every leaf
 /// was written; `Err` only for an error of the sink other than the budget.
-pub fn table<W: fmt::Write>(ty: &Type, payload: &[u8], out: &mut Capped<W>) -> Result<bool, ()> {
+pub fn table<W: fmt::Write>(
+    ty: &Type,
+    payload: &[u8],
+    out: &mut Capped<W>,
+) -> Result<bool, fmt::Error> {
     let steps = out.left;
     // Column widths from the leaves that can be shown at all: each line takes at least 5 bytes.
     let (mut pw, mut tw) = (0, 0);
@@ -281,7 +285,7 @@ pub fn table<W: fmt::Write>(ty: &Type, payload: &[u8], out: &mut Capped<W>) -> R
         }
     });
     if failed {
-        return Err(());
+        return Err(fmt::Error);
     }
     Ok(complete && !out.exceeded)
 }
