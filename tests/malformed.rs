@@ -1011,3 +1011,103 @@ fn create_in_a_missing_directory_fails_cleanly() {
     );
     assert!(dir.names().is_empty());
 }
+
+#[test]
+fn a_unix_socket_at_the_path_is_not_a_regular_file() {
+    // `open` of a socket fails with ENXIO before any `fstat`; that must still read as the file
+    // being the wrong kind, not as an I/O error.
+    let dir = TempDir::new("malformed-socket");
+    let path = dir.join("sock.state");
+    let _listener = std::os::unix::net::UnixListener::bind(&path).expect("bind a socket");
+    for (opener, e) in open_errors(&path) {
+        assert!(
+            matches!(
+                e,
+                Error::Insecure {
+                    why: Insecurity::NotRegularFile,
+                    ..
+                }
+            ),
+            "{opener}: {e:?}"
+        );
+    }
+}
+
+/// A uid that owns nothing on a test machine.
+const OTHER_UID: u32 = 12345;
+
+/// A valid file owned by `OTHER_UID`. Needs root (as in CI, which runs as root) to `chown`;
+/// elsewhere the owner tests cannot be set up and say so loudly.
+fn owned_by_another_user() -> Option<(TempDir, PathBuf)> {
+    let dir = TempDir::new("malformed-owner");
+    let path = dir.join("theirs.state");
+    write_file(&path, &valid_bytes(), 0o644);
+    match std::os::unix::fs::chown(&path, Some(OTHER_UID), None) {
+        Ok(()) => Some((dir, path)),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            eprintln!("NOT RUN: owner tests need root to chown a file to uid {OTHER_UID}");
+            None
+        }
+        Err(e) => panic!("chown: {e}"),
+    }
+}
+
+#[test]
+fn a_file_owned_by_another_user_is_refused_naming_the_owner() {
+    let Some((_dir, path)) = owned_by_another_user() else {
+        return;
+    };
+    for (opener, e) in open_errors(&path) {
+        assert!(
+            matches!(
+                e,
+                Error::Insecure {
+                    why: Insecurity::UntrustedOwner { uid: OTHER_UID },
+                    ..
+                }
+            ),
+            "{opener}: {e:?}"
+        );
+        let text = e.to_string();
+        assert!(text.contains("owned by uid 12345"), "{opener}: {text}");
+        assert!(text.contains("trust_owner(12345)"), "{opener}: {text}");
+    }
+    // Trusting someone else does not trust this owner.
+    let other = OpenOptions::new().trust_owner(OTHER_UID + 1);
+    assert!(matches!(
+        RawReader::open_with(&path, &other),
+        Err(Error::Insecure {
+            why: Insecurity::UntrustedOwner { uid: OTHER_UID },
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_trusted_owner_is_accepted_by_readers_and_writers() {
+    let Some((_dir, path)) = owned_by_another_user() else {
+        return;
+    };
+    let opts = OpenOptions::new()
+        .trust_owner(OTHER_UID + 1)
+        .trust_owner(OTHER_UID);
+    assert_eq!(
+        Reader::<P>::open_with(&path, &opts)
+            .unwrap()
+            .load()
+            .unwrap(),
+        VALUE
+    );
+    RawReader::open_with(&path, &opts).unwrap();
+    let mut w = Writer::<P>::open_with(&path, &opts).unwrap();
+    w.publish(&[5, 6, 7, 8]);
+    // Trust does not waive the mode check: group-writable is still refused.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).unwrap();
+    assert!(matches!(
+        RawReader::open_with(&path, &opts),
+        Err(Error::Insecure {
+            why: Insecurity::WritableByOthers { .. },
+            ..
+        })
+    ));
+}

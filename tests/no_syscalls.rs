@@ -38,7 +38,11 @@ impl Wide {
     fn at(c: u64) -> Self {
         Wide {
             count: c,
-            phase: if c % 2 == 0 { Phase::Even } else { Phase::Odd },
+            phase: if c.is_multiple_of(2) {
+                Phase::Even
+            } else {
+                Phase::Odd
+            },
             ok: true,
             samples: [c; 600],
             tail: c,

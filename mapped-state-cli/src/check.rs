@@ -7,7 +7,7 @@ use std::path::Path;
 use mapped_state::OpenOptions;
 
 use crate::exit::{one_line, Exit, INVALID, NEGATIVE};
-use crate::inspect::{open, read_value, schema_line};
+use crate::inspect::{open, read_payload, schema_line};
 
 /// Validates header and manifest (by opening), then a snapshot decoded field by field.
 pub fn check(
@@ -17,7 +17,7 @@ pub fn check(
     quiet: bool,
 ) -> Result<(), Exit> {
     let r = open(path, opts)?;
-    let (_, version) = read_value(&r)?;
+    let (_, version) = read_payload(&r)?;
     let hash = r.header().schema_hash;
     if let Some(want) = want_hash {
         if want != hash {

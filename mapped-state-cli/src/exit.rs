@@ -64,6 +64,21 @@ impl From<mapped_state::Error> for Exit {
                 ),
             );
         }
+        if let E::Insecure {
+            path,
+            why: Insecurity::UntrustedOwner { uid },
+        } = &e
+        {
+            return Exit::about(
+                IO,
+                path,
+                format!(
+                    "refused: it is owned by uid {uid}, neither this user nor root, and its \
+                     owner could change or truncate it under this process; \
+                     pass --trust-owner {uid} to trust that owner"
+                ),
+            );
+        }
         let code = match e {
             // The file could not be reached or read; its contents were not judged.
             E::Io { .. } | E::Insecure { .. } | E::Contended { .. } => IO,

@@ -4,27 +4,28 @@
 use std::io::Write;
 use std::path::Path;
 
-use mapped_state::dynamic::{self, Value};
+use mapped_state::dynamic;
 use mapped_state::{OpenOptions, RawReader};
 
-use crate::exit::{one_line, Exit};
-use crate::render;
+use crate::exit::{one_line, Exit, INVALID};
+use crate::render::{self, Capped, IoText};
 
 /// Opens and validates `path` (header and manifest).
 pub fn open(path: &Path, opts: &OpenOptions) -> Result<RawReader, Exit> {
     Ok(RawReader::open_with(path, opts)?)
 }
 
-/// A consistent snapshot of the payload decoded through the file's manifest, and its version.
-pub fn read_value(r: &RawReader) -> Result<(Value, u64), Exit> {
+/// A consistent snapshot of the payload, validated field by field through the file's manifest
+/// (no value tree is built: rendering streams from these bytes), and its version.
+pub fn read_payload(r: &RawReader) -> Result<(Vec<u8>, u64), Exit> {
     let (bytes, version) = r.snapshot()?;
-    let value = dynamic::decode(r.schema(), &bytes).map_err(|source| {
+    dynamic::validate(r.schema(), &bytes).map_err(|source| {
         Exit::from(mapped_state::Error::InvalidValue {
             path: r.path().to_owned(),
             source,
         })
     })?;
-    Ok((value, version))
+    Ok((bytes, version))
 }
 
 /// `Telemetry (hash 0x...)`.
@@ -47,28 +48,50 @@ pub fn writer_line(pid: Option<u32>, alive: bool) -> String {
 }
 
 pub fn run(path: &Path, opts: &OpenOptions, json: bool) -> Result<(), Exit> {
-    let r = open(path, opts)?;
-    let (value, version) = read_value(&r)?;
-    let (pid, alive) = (r.writer_pid(), r.writer_alive());
-    let text = if json {
-        json_report(&r, &value, version, pid, alive)
-    } else {
-        text_report(&r, &value, version, pid, alive)
-    };
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    report(path, opts, json, &mut out)?;
     out.flush()?;
     Ok(())
 }
 
+/// Opens, validates and renders `path` to `out`: what `inspect` prints.
+pub fn report(
+    path: &Path,
+    opts: &OpenOptions,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), Exit> {
+    let r = open(path, opts)?;
+    let (payload, version) = read_payload(&r)?;
+    if json {
+        json_report(&r, &payload, version, out)
+    } else {
+        text_report(&r, &payload, version, out)
+    }
+}
+
+/// The error for a file whose rendering would pass the output budget.
+pub fn too_large(r: &RawReader, what: &str) -> Exit {
+    Exit::about(
+        INVALID,
+        r.path(),
+        format!(
+            "its {what} would exceed {} bytes ({} times the file's size, plus 64 KiB): \
+             the manifest repeats very long names or very many empty values",
+            render::output_budget(r.header().file_len),
+            render::OUTPUT_PER_BYTE
+        ),
+    )
+}
+
 fn text_report(
     r: &RawReader,
-    value: &Value,
+    payload: &[u8],
     version: u64,
-    pid: Option<u32>,
-    alive: bool,
-) -> String {
+    out: &mut dyn Write,
+) -> Result<(), Exit> {
     let h = r.header();
+    let (pid, alive) = (r.writer_pid(), r.writer_alive());
     let mut s = String::new();
     let mut line = |k: &str, v: String| s.push_str(&format!("{k:<10}{v}\n"));
     line("file", one_line(&r.path().display().to_string()));
@@ -101,42 +124,89 @@ fn text_report(
             "yes: a newer file has replaced this one at its path; inspect again".into(),
         );
     }
-    let leaves = render::leaves(r.schema(), value);
-    if leaves.is_empty() {
-        s.push_str("fields    (none)\n");
-    } else {
-        s.push_str("fields\n");
-        s.push_str(&render::table(&leaves));
+    // A walk that completes without meeting a leaf: there are none (`[Empty; N]` with a huge N
+    // runs out of steps instead, and gets the table's cut-off note).
+    let none = render::for_each_leaf(r.schema(), render::output_budget(h.file_len), |_| {
+        std::ops::ControlFlow::Break(())
+    });
+    out.write_all(s.as_bytes())?;
+    if none {
+        out.write_all(b"fields    (none)\n")?;
+        return Ok(());
     }
-    s
+    out.write_all(b"fields\n")?;
+    fields_table(r, payload, out)
+}
+
+/// The fields of `payload` as a table, cut off with a note when it passes the output budget.
+pub fn fields_table(r: &RawReader, payload: &[u8], out: &mut dyn Write) -> Result<(), Exit> {
+    let budget = render::output_budget(r.header().file_len);
+    let mut sink = Capped::new(IoText { out, error: None }, budget);
+    let complete = render::table(r.schema(), payload, &mut sink);
+    if let Some(e) = sink.inner.error.take() {
+        return Err(e.into());
+    }
+    if complete != Ok(true) {
+        writeln!(
+            sink.inner.out,
+            "\n  ... output stops here, at {budget} bytes ({} times the file's size, plus 64 KiB): \
+             the manifest repeats very long names or very many empty values",
+            render::OUTPUT_PER_BYTE
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes what `f` renders to `out`, if it fits the file's output budget; otherwise writes
+/// nothing and gives the `too_large` error. `f` runs twice, first only counting, so that neither
+/// a cut-off document (JSON would not parse) nor a buffer of the whole output is needed.
+pub fn bounded(
+    r: &RawReader,
+    what: &str,
+    out: &mut dyn Write,
+    f: impl Fn(&mut dyn std::fmt::Write) -> std::fmt::Result,
+) -> Result<(), Exit> {
+    let mut count = Capped::new(render::Discard, render::output_budget(r.header().file_len));
+    if f(&mut count).is_err() {
+        return Err(too_large(r, what));
+    }
+    let mut sink = IoText { out, error: None };
+    match f(&mut sink) {
+        Ok(()) => Ok(()),
+        Err(_) => Err(sink.error.map_or_else(|| too_large(r, what), Exit::from)),
+    }
 }
 
 fn json_report(
     r: &RawReader,
-    value: &Value,
+    payload: &[u8],
     version: u64,
-    pid: Option<u32>,
-    alive: bool,
-) -> String {
+    out: &mut dyn Write,
+) -> Result<(), Exit> {
     let h = r.header();
-    let mut s = String::from("{\"file\":");
-    render::json_str(&r.path().display().to_string(), &mut s);
-    s.push_str(&format!(
-        ",\"format_version\":{},\"file_size\":{},\"slots\":{},\"schema\":{{\"name\":",
-        mapped_state::format::VERSION,
-        h.file_len,
-        h.slot_count
-    ));
-    render::json_str(&r.schema().name(), &mut s);
-    s.push_str(&format!(
-        ",\"hash\":\"{:#018x}\",\"size\":{},\"align\":{}}}",
-        h.schema_hash, h.payload_size, h.payload_align
-    ));
-    s.push_str(&json_state(r, version, pid, alive));
-    s.push_str(",\"value\":");
-    render::json(value, &mut s);
-    s.push_str("}\n");
-    s
+    let (pid, alive) = (r.writer_pid(), r.writer_alive());
+    let state = json_state(r, version, pid, alive);
+    bounded(r, "JSON rendering", out, |s| {
+        s.write_str("{\"file\":")?;
+        render::json_str(&r.path().display().to_string(), s)?;
+        write!(
+            s,
+            ",\"format_version\":{},\"file_size\":{},\"slots\":{},\"schema\":{{\"name\":",
+            mapped_state::format::VERSION,
+            h.file_len,
+            h.slot_count
+        )?;
+        render::json_str(&r.schema().name(), s)?;
+        write!(
+            s,
+            ",\"hash\":\"{:#018x}\",\"size\":{},\"align\":{}}}",
+            h.schema_hash, h.payload_size, h.payload_align
+        )?;
+        s.write_str(&state)?;
+        s.write_str(",\"value\":")?;
+        render::write_json(r.schema(), payload, s)?;
+        s.write_str("}\n")
+    })
 }
 
 /// `,"writer":{...},"version":N,"last_commit":"...","age_s":F,"superseded":B`: the live part

@@ -1,19 +1,13 @@
 //! The `mapped-state` command: inspect, watch, check and compare any state file through the
 //! schema manifest stored in it, with no Rust types.
 
-mod check;
-mod exit;
-mod inspect;
-mod render;
-mod watch;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::exit::Exit;
+use mapped_state_cli::{check, exit::Exit, inspect, watch};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -21,7 +15,8 @@ Exit codes:
   1  the file is not a valid state file, or holds an invalid value, or has another schema hash
   2  usage error (unknown option, bad argument)
   3  the file cannot be opened or read (missing, permission denied, not a regular file,
-     a symbolic link, writable by other users, or a writer too busy to copy a value)
+     a symbolic link, writable by other users, owned by an untrusted user, or a writer too
+     busy to copy a value)
   4  negative answer: diff found differences; watch --timeout passed before --count versions
 
 Errors are one line on stderr: `mapped-state: <file>: <what is wrong>`.";
@@ -119,11 +114,20 @@ struct OpenArgs {
     /// change the file under a reader).
     #[arg(long)]
     allow_shared_writable: bool,
+    /// Also open files owned by user UID (repeatable). Files owned by this user or root are
+    /// always opened; others are refused by default, since a file's owner can change or
+    /// truncate it under a reader.
+    #[arg(long, value_name = "UID")]
+    trust_owner: Vec<u32>,
 }
 
 impl OpenArgs {
     fn options(&self) -> mapped_state::OpenOptions {
-        mapped_state::OpenOptions::new().allow_shared_writable(self.allow_shared_writable)
+        let opts =
+            mapped_state::OpenOptions::new().allow_shared_writable(self.allow_shared_writable);
+        self.trust_owner
+            .iter()
+            .fold(opts, |opts, &uid| opts.trust_owner(uid))
     }
 }
 

@@ -1,17 +1,169 @@
 //! How values look: dotted field paths (`limits.max_rpm`, `wheels[2].psi`), aligned text
 //! tables, JSON with documented number handling, and human durations and timestamps.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
+use std::io;
+use std::ops::ControlFlow;
 use std::time::{Duration, SystemTime};
 
-use mapped_state::dynamic::{write_name, Value};
+use mapped_state::dynamic::{self, write_name, Value};
 use mapped_state::manifest::{Type, TypeKind};
 
-/// One displayed field: its dotted path (escaped), its type's name and its value.
-pub struct Leaf<'a> {
-    pub path: String,
-    pub ty: &'a Type,
-    pub value: &'a Value,
+/// Bytes of output a file may produce per byte of its length, on top of [`OUTPUT_BASE`].
+///
+/// A manifest can repeat a 65,535-byte name in every element of a million-element array, or
+/// declare `[Empty; 4_000_000_000]` in no bytes; what is printed for such a file grows with the
+/// product, so it is cut off here. Real files print a few bytes per payload byte.
+pub const OUTPUT_PER_BYTE: usize = 64;
+/// Output any file may produce, whatever its size (a header and a few hundred fields).
+pub const OUTPUT_BASE: usize = 64 << 10;
+/// Widest path and type columns padded for alignment: a longer entry is printed in full and
+/// pushes its own line out, instead of padding every line to its width.
+const PATH_COLUMN: usize = 60;
+const TYPE_COLUMN: usize = 40;
+
+/// How much output (and how many steps of walking the schema) a file of `file_len` bytes gets.
+pub fn output_budget(file_len: u64) -> usize {
+    let len = usize::try_from(file_len).unwrap_or(usize::MAX);
+    OUTPUT_BASE.saturating_add(OUTPUT_PER_BYTE.saturating_mul(len))
+}
+
+/// A text sink that refuses to grow past a budget: every renderer writes through one, so the
+/// cost of rendering any file is bounded by its size.
+#[derive(Debug)]
+pub struct Capped<W> {
+    pub inner: W,
+    left: usize,
+    /// Set when a write was refused for the budget (not for an error of `inner`).
+    pub exceeded: bool,
+}
+
+impl<W: fmt::Write> Capped<W> {
+    pub fn new(inner: W, budget: usize) -> Self {
+        Capped {
+            inner,
+            left: budget,
+            exceeded: false,
+        }
+    }
+}
+
+impl<W: fmt::Write> fmt::Write for Capped<W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if s.len() > self.left {
+            self.exceeded = true;
+            return Err(fmt::Error);
+        }
+        self.left -= s.len();
+        self.inner.write_str(s)
+    }
+}
+
+/// A sink that keeps nothing: with [`Capped`], it measures output without storing it.
+#[derive(Debug)]
+pub struct Discard;
+
+impl fmt::Write for Discard {
+    fn write_str(&mut self, _: &str) -> fmt::Result {
+        Ok(())
+    }
+}
+
+/// Text written to an `io::Write` (stdout), keeping the I/O error that `fmt::Error` cannot carry.
+pub struct IoText<W> {
+    pub out: W,
+    pub error: Option<io::Error>,
+}
+
+impl<W> fmt::Debug for IoText<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IoText")
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+impl<W: io::Write> fmt::Write for IoText<W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.out.write_all(s.as_bytes()).map_err(|e| {
+            self.error = Some(e);
+            fmt::Error
+        })
+    }
+}
+
+/// Counts characters and refuses to go past `cap`: how wide a column entry is, without
+/// building it.
+struct Width {
+    n: usize,
+    cap: usize,
+}
+
+impl fmt::Write for Width {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.n += s.chars().count();
+        if self.n > self.cap {
+            Err(fmt::Error)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// `f`'s output width, or `cap + 1` if it is wider than `cap`.
+fn width(cap: usize, f: impl FnOnce(&mut Width) -> fmt::Result) -> usize {
+    let mut w = Width { n: 0, cap };
+    let _ = f(&mut w);
+    w.n.min(cap + 1)
+}
+
+/// One step of a field path: a field name (from the file) or an array index.
+#[derive(Clone, Copy, Debug)]
+pub enum Seg<'t> {
+    Field(&'t str),
+    Index(usize),
+}
+
+/// One displayed field: its path, its type, and where its bytes are in the payload. The path is
+/// written on demand ([`write_path`]): a hostile manifest can make paths far longer than the file.
+#[derive(Debug)]
+pub struct Leaf<'p, 't> {
+    pub path: &'p [Seg<'t>],
+    pub ty: &'t Type,
+    pub offset: usize,
+}
+
+impl Leaf<'_, '_> {
+    /// The leaf's bytes in `payload`, or `None` for a schema that does not fit it.
+    pub fn bytes<'b>(&self, payload: &'b [u8]) -> Option<&'b [u8]> {
+        payload.get(self.offset..self.offset.checked_add(self.ty.size)?)
+    }
+}
+
+/// `limits.max_rpm`, `wheels[2].psi`, names escaped; `value` for a top-level non-struct value.
+pub fn write_path<W: fmt::Write + ?Sized>(path: &[Seg<'_>], out: &mut W) -> fmt::Result {
+    if path.is_empty() {
+        return out.write_str("value");
+    }
+    for (i, seg) in path.iter().enumerate() {
+        match seg {
+            Seg::Field(name) => {
+                if i > 0 {
+                    out.write_char('.')?;
+                }
+                write_name(out, name)?;
+            }
+            Seg::Index(n) => write!(out, "[{n}]")?,
+        }
+    }
+    Ok(())
+}
+
+/// The path as a string (for one leaf the caller has already decided to show).
+pub fn path_string(path: &[Seg<'_>]) -> String {
+    let mut s = String::new();
+    let _ = write_path(path, &mut s);
+    s
 }
 
 /// Whether `ty` holds a struct anywhere: arrays of such types are shown element by element.
@@ -23,135 +175,293 @@ fn has_struct(ty: &Type) -> bool {
     }
 }
 
-/// The fields of `value` (of type `ty`) as leaves: nested structs are flattened into dotted
-/// paths, arrays of structs into indexed paths; other arrays are one leaf. A top-level
-/// non-struct value is one leaf with the path `value`.
-pub fn leaves<'a>(ty: &'a Type, value: &'a Value) -> Vec<Leaf<'a>> {
-    let mut out = Vec::new();
-    walk(ty, value, String::new(), &mut out);
-    if let [only] = out.as_mut_slice() {
-        if only.path.is_empty() {
-            only.path = "value".into();
-        }
-    }
-    out
+/// Calls `f` for each leaf of `ty`: nested structs are flattened into dotted paths, arrays of
+/// structs into indexed paths; other arrays are one leaf. Visits at most `steps` nodes and
+/// returns `false` if it stopped there (or `f` stopped it): `[Empty; 4_000_000_000]` is cheap to
+/// declare and must not be cheap to be made to walk.
+pub fn for_each_leaf<'t>(
+    ty: &'t Type,
+    steps: usize,
+    mut f: impl FnMut(&Leaf<'_, 't>) -> ControlFlow<()>,
+) -> bool {
+    let mut path = Vec::new();
+    let mut steps = steps;
+    walk(ty, 0, &mut path, &mut steps, &mut f).is_continue()
 }
 
-fn walk<'a>(ty: &'a Type, value: &'a Value, path: String, out: &mut Vec<Leaf<'a>>) {
-    match (&ty.kind, value) {
-        (TypeKind::Struct { fields, .. }, Value::Struct(vals)) => {
-            for (f, (_, v)) in fields.iter().zip(vals) {
-                let mut p = path.clone();
-                if !p.is_empty() {
-                    p.push('.');
-                }
-                let _ = write_name(&mut p, &f.name);
-                walk(&f.ty, v, p, out);
+fn walk<'t>(
+    ty: &'t Type,
+    offset: usize,
+    path: &mut Vec<Seg<'t>>,
+    steps: &mut usize,
+    f: &mut impl FnMut(&Leaf<'_, 't>) -> ControlFlow<()>,
+) -> ControlFlow<()> {
+    if *steps == 0 {
+        return ControlFlow::Break(());
+    }
+    *steps -= 1;
+    match &ty.kind {
+        TypeKind::Struct { fields, .. } => {
+            for fl in fields {
+                path.push(Seg::Field(&fl.name));
+                let r = walk(&fl.ty, offset.saturating_add(fl.offset), path, steps, f);
+                path.pop();
+                r?;
             }
+            ControlFlow::Continue(())
         }
-        (TypeKind::Array { elem, .. }, Value::Array(items)) if has_struct(elem) => {
-            for (i, v) in items.iter().enumerate() {
-                walk(elem, v, format!("{path}[{i}]"), out);
+        TypeKind::Array { elem, len } if has_struct(elem) => {
+            for i in 0..*len {
+                path.push(Seg::Index(i));
+                let at = offset.saturating_add(i.saturating_mul(elem.size));
+                let r = walk(elem, at, path, steps, f);
+                path.pop();
+                r?;
             }
+            ControlFlow::Continue(())
         }
-        _ => out.push(Leaf { path, ty, value }),
+        _ => f(&Leaf { path, ty, offset }),
     }
 }
 
-/// Escaped type name (enum and struct names come from the file).
+/// Escaped type name (enum and struct names come from the file), written without building it.
+pub fn write_type_name<W: fmt::Write + ?Sized>(ty: &Type, out: &mut W) -> fmt::Result {
+    match &ty.kind {
+        TypeKind::Prim(p) => out.write_str(p.name()),
+        TypeKind::Enum { name, .. } | TypeKind::Struct { name, .. } => write_name(out, name),
+        TypeKind::Array { elem, len } => {
+            out.write_char('[')?;
+            write_type_name(elem, out)?;
+            write!(out, "; {len}]")
+        }
+        TypeKind::Str { cap } => write!(out, "FixedStr<{cap}>"),
+    }
+}
+
+/// Escaped type name as a string.
 pub fn type_name(ty: &Type) -> String {
     let mut s = String::new();
-    let _ = write_name(&mut s, &ty.name());
+    let _ = write_type_name(ty, &mut s);
     s
 }
 
-/// Leaves as an aligned three-column table (path, type, value), each line indented by two.
-pub fn table(leaves: &[Leaf<'_>]) -> String {
-    let names: Vec<String> = leaves.iter().map(|l| type_name(l.ty)).collect();
-    let pw = leaves
-        .iter()
-        .map(|l| l.path.chars().count())
-        .max()
-        .unwrap_or(0);
-    let tw = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
-    let mut out = String::new();
-    for (l, n) in leaves.iter().zip(&names) {
-        let _ = writeln!(out, "  {:<pw$}  {n:<tw$}  {}", l.path, l.value);
+/// The leaves of `ty` over `payload` as an aligned three-column table (path, type, value), each
+/// line indented by two, written to `out` until its budget runs out. Returns whether every leaf
+/// was written; `Err` only for an error of the sink other than the budget.
+pub fn table<W: fmt::Write>(
+    ty: &Type,
+    payload: &[u8],
+    out: &mut Capped<W>,
+) -> Result<bool, fmt::Error> {
+    let steps = out.left;
+    // Column widths from the leaves that can be shown at all: each line takes at least 5 bytes.
+    let (mut pw, mut tw) = (0, 0);
+    for_each_leaf(ty, steps.min(out.left / 5 + 1), |l| {
+        pw = pw.max(width(PATH_COLUMN, |w| write_path(l.path, w)));
+        tw = tw.max(width(TYPE_COLUMN, |w| write_type_name(l.ty, w)));
+        ControlFlow::Continue(())
+    });
+    let (pw, tw) = (pw.min(PATH_COLUMN), tw.min(TYPE_COLUMN));
+    let mut failed = false;
+    let complete = for_each_leaf(ty, steps, |l| {
+        let line = |out: &mut Capped<W>| -> fmt::Result {
+            out.write_str("  ")?;
+            pad(out, pw, |o| write_path(l.path, o))?;
+            out.write_str("  ")?;
+            pad(out, tw, |o| write_type_name(l.ty, o))?;
+            out.write_str("  ")?;
+            match l.bytes(payload) {
+                Some(b) => write_value(l.ty, b, out)?,
+                None => out.write_str("?")?,
+            }
+            out.write_char('\n')
+        };
+        match line(out) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(_) => {
+                failed = !out.exceeded;
+                ControlFlow::Break(())
+            }
+        }
+    });
+    if failed {
+        return Err(fmt::Error);
     }
-    out
+    Ok(complete && !out.exceeded)
 }
 
-/// `value` as JSON, appended to `out`. Integers up to 64 bits are numbers; 128-bit integers
-/// are decimal strings; non-finite floats are the strings `NaN`, `Infinity`, `-Infinity`.
-pub fn json(value: &Value, out: &mut String) {
+/// Writes `f`'s text, then spaces up to `cols` characters.
+fn pad<W: fmt::Write>(
+    out: &mut W,
+    cols: usize,
+    f: impl Fn(&mut dyn fmt::Write) -> fmt::Result,
+) -> fmt::Result {
+    let w = width(cols, |w| f(w));
+    f(out)?;
+    for _ in w..cols {
+        out.write_char(' ')?;
+    }
+    Ok(())
+}
+
+/// The value of `ty` in `bytes` (validated) as text, the way [`Value`]'s `Display` writes it,
+/// streamed from the bytes: no value tree is built, so memory does not grow with the value.
+pub fn write_value<W: fmt::Write + ?Sized>(ty: &Type, bytes: &[u8], out: &mut W) -> fmt::Result {
+    match &ty.kind {
+        TypeKind::Array { elem, len } => {
+            out.write_char('[')?;
+            for i in 0..*len {
+                if i > 0 {
+                    out.write_str(", ")?;
+                }
+                write_value(elem, element(bytes, elem, i), out)?;
+            }
+            out.write_char(']')
+        }
+        TypeKind::Struct { fields, .. } => {
+            if fields.is_empty() {
+                return out.write_str("{}");
+            }
+            out.write_str("{ ")?;
+            for (i, f) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.write_str(", ")?;
+                }
+                write_name(out, &f.name)?;
+                out.write_str(": ")?;
+                write_value(&f.ty, slice(bytes, f.offset, f.ty.size), out)?;
+            }
+            out.write_str(" }")
+        }
+        _ => match dynamic::decode(ty, bytes) {
+            Ok(v) => write!(out, "{v}"),
+            // Validated before rendering; a value that fails here is shown, not trusted.
+            Err(_) => out.write_str("?"),
+        },
+    }
+}
+
+/// The value of `ty` in `bytes` (validated) as JSON, streamed from the bytes.
+pub fn write_json<W: fmt::Write + ?Sized>(ty: &Type, bytes: &[u8], out: &mut W) -> fmt::Result {
+    match &ty.kind {
+        TypeKind::Array { elem, len } => {
+            out.write_char('[')?;
+            for i in 0..*len {
+                if i > 0 {
+                    out.write_char(',')?;
+                }
+                write_json(elem, element(bytes, elem, i), out)?;
+            }
+            out.write_char(']')
+        }
+        TypeKind::Struct { fields, .. } => {
+            out.write_char('{')?;
+            for (i, f) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.write_char(',')?;
+                }
+                json_str(&f.name, out)?;
+                out.write_char(':')?;
+                write_json(&f.ty, slice(bytes, f.offset, f.ty.size), out)?;
+            }
+            out.write_char('}')
+        }
+        _ => match dynamic::decode(ty, bytes) {
+            Ok(v) => json(&v, out),
+            Err(_) => out.write_str("null"),
+        },
+    }
+}
+
+/// Bytes `at..at + len`, or none for a schema that does not fit (never for a validated one).
+fn slice(bytes: &[u8], at: usize, len: usize) -> &[u8] {
+    at.checked_add(len)
+        .and_then(|end| bytes.get(at..end))
+        .unwrap_or(&[])
+}
+
+fn element<'b>(bytes: &'b [u8], elem: &Type, i: usize) -> &'b [u8] {
+    slice(bytes, i.saturating_mul(elem.size), elem.size)
+}
+
+/// A decoded `value` as JSON. Integers up to 64 bits are numbers; 128-bit integers are
+/// decimal strings; non-finite floats are the strings `NaN`, `Infinity`, `-Infinity`.
+pub fn json<W: fmt::Write + ?Sized>(value: &Value, out: &mut W) -> fmt::Result {
     match value {
-        Value::Unsigned(v) => {
-            let _ = write!(out, "{v}");
-        }
-        Value::Signed(v) => {
-            let _ = write!(out, "{v}");
-        }
-        Value::U128(v) => {
-            let _ = write!(out, "\"{v}\"");
-        }
-        Value::I128(v) => {
-            let _ = write!(out, "\"{v}\"");
-        }
+        Value::Unsigned(v) => write!(out, "{v}"),
+        Value::Signed(v) => write!(out, "{v}"),
+        Value::U128(v) => write!(out, "\"{v}\""),
+        Value::I128(v) => write!(out, "\"{v}\""),
         Value::F32(v) => float(out, v.is_finite(), f64::from(*v), || {
             serde_json::to_string(v).unwrap_or_default()
         }),
         Value::F64(v) => float(out, v.is_finite(), *v, || {
             serde_json::to_string(v).unwrap_or_default()
         }),
-        Value::Bool(v) => {
-            let _ = write!(out, "{v}");
-        }
-        Value::Char(c) => json_str(&c.to_string(), out),
+        Value::Bool(v) => write!(out, "{v}"),
+        Value::Char(c) => json_str(c.encode_utf8(&mut [0; 4]), out),
         Value::Enum { variant, .. } => json_str(variant, out),
         Value::Str(s) => json_str(s, out),
         Value::Array(items) => {
-            out.push('[');
+            out.write_char('[')?;
             for (i, v) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.write_char(',')?;
                 }
-                json(v, out);
+                json(v, out)?;
             }
-            out.push(']');
+            out.write_char(']')
         }
         Value::Struct(fields) => {
-            out.push('{');
+            out.write_char('{')?;
             for (i, (name, v)) in fields.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.write_char(',')?;
                 }
-                json_str(name, out);
-                out.push(':');
-                json(v, out);
+                json_str(name, out)?;
+                out.write_char(':')?;
+                json(v, out)?;
             }
-            out.push('}');
+            out.write_char('}')
         }
     }
 }
 
 /// A finite float in serde_json's shortest round-trip form (an `f32` printed as an `f32`, so
 /// 0.1 stays 0.1); others as strings, since JSON has no NaN or infinity.
-fn float(out: &mut String, finite: bool, wide: f64, finite_text: impl FnOnce() -> String) {
+fn float<W: fmt::Write + ?Sized>(
+    out: &mut W,
+    finite: bool,
+    wide: f64,
+    finite_text: impl FnOnce() -> String,
+) -> fmt::Result {
     if finite {
-        out.push_str(&finite_text());
+        out.write_str(&finite_text())
     } else if wide.is_nan() {
-        out.push_str("\"NaN\"");
+        out.write_str("\"NaN\"")
     } else if wide > 0.0 {
-        out.push_str("\"Infinity\"");
+        out.write_str("\"Infinity\"")
     } else {
-        out.push_str("\"-Infinity\"");
+        out.write_str("\"-Infinity\"")
     }
 }
 
 /// `s` as a JSON string literal.
-pub fn json_str(s: &str, out: &mut String) {
+pub fn json_str<W: fmt::Write + ?Sized>(s: &str, out: &mut W) -> fmt::Result {
+    // Field names are written once per element of an array of structs: no allocation for the
+    // common string that needs no escape.
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.write_char('"')?;
+        out.write_str(s)?;
+        return out.write_char('"');
+    }
     // Serializing a `str` cannot fail.
-    out.push_str(&serde_json::to_string(s).unwrap_or_default());
+    out.write_str(&serde_json::to_string(s).unwrap_or_default())
+}
+
+/// `s` as a JSON string literal, appended to a `String` (for the small, fixed parts of reports).
+pub fn push_json_str(s: &str, out: &mut String) {
+    let _ = json_str(s, out);
 }
 
 /// `2.315s`, `4m 05s`, `3h 04m`, `5d 03h`: precise for fresh values, short for old ones.
@@ -233,6 +543,23 @@ mod tests {
     }
 
     #[test]
+    fn json_strings_match_serde_json() {
+        for s in [
+            "plain",
+            "",
+            "q\"uote",
+            "back\\slash",
+            "nl\n",
+            "\u{7f}é\u{1b}",
+            "日本",
+        ] {
+            let mut out = String::new();
+            json_str(s, &mut out).unwrap();
+            assert_eq!(out, serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+    }
+
+    #[test]
     fn json_numbers_follow_the_documented_rules() {
         let v = Value::Array(vec![
             Value::Unsigned(u64::MAX),
@@ -246,7 +573,7 @@ mod tests {
             Value::Char('"'),
         ]);
         let mut s = String::new();
-        json(&v, &mut s);
+        json(&v, &mut s).unwrap();
         assert_eq!(
             s,
             "[18446744073709551615,-9223372036854775808,\"340282366920938463463374607431768211455\",\
@@ -297,12 +624,14 @@ mod tests {
             size: 4,
             align: 1,
         };
-        let v = mapped_state::dynamic::decode(&ty, &[1, 2, 3, 4]).unwrap();
-        let l = leaves(&ty, &v);
-        let got: Vec<(String, String)> = l
-            .iter()
-            .map(|l| (l.path.clone(), l.value.to_string()))
-            .collect();
+        let payload = [1, 2, 3, 4];
+        let mut got: Vec<(String, String)> = Vec::new();
+        assert!(for_each_leaf(&ty, 100, |l| {
+            let mut v = String::new();
+            write_value(l.ty, l.bytes(&payload).unwrap(), &mut v).unwrap();
+            got.push((path_string(l.path), v));
+            ControlFlow::Continue(())
+        }));
         assert_eq!(
             got,
             [
@@ -312,7 +641,11 @@ mod tests {
             ]
         );
         let top = Type::from_desc(<[u8; 2] as mapped_state::MappedState>::TYPE);
-        let v = mapped_state::dynamic::decode(&top, &[5, 6]).unwrap();
-        assert_eq!(leaves(&top, &v)[0].path, "value");
+        let mut paths = Vec::new();
+        for_each_leaf(&top, 100, |l| {
+            paths.push(path_string(l.path));
+            ControlFlow::Continue(())
+        });
+        assert_eq!(paths, ["value"]);
     }
 }

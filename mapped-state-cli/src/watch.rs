@@ -1,16 +1,19 @@
 //! `mapped-state watch`: sleeps on the file's futex and prints each new version with the fields
 //! that changed, the writer exiting or starting, and the file being replaced at its path.
 
+use std::fmt::Write as _;
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use mapped_state::dynamic::Value;
 use mapped_state::{OpenOptions, RawReader};
 
 use crate::exit::{one_line, Exit, NEGATIVE};
-use crate::inspect::{json_state, open, read_value, schema_line, writer_line};
-use crate::render;
+use crate::inspect::{
+    bounded, fields_table, json_state, open, read_payload, schema_line, writer_line,
+};
+use crate::render::{self, Capped};
 
 /// How often the watch wakes without a commit, to notice a writer exiting or the file being
 /// superseded (neither is a commit, so neither ends the futex wait).
@@ -27,7 +30,8 @@ pub struct Settings {
 /// The file being watched and what was last reported about it.
 struct Watched {
     reader: RawReader,
-    value: Value,
+    /// The last payload reported, validated: changes are found by comparing bytes.
+    payload: Vec<u8>,
     version: u64,
     alive: bool,
     pid: Option<u32>,
@@ -37,13 +41,13 @@ struct Watched {
 impl Watched {
     fn open(path: &Path, opts: &OpenOptions) -> Result<Self, Exit> {
         let reader = open(path, opts)?;
-        let (value, version) = read_value(&reader)?;
+        let (payload, version) = read_payload(&reader)?;
         Ok(Watched {
             alive: reader.writer_alive(),
             pid: reader.writer_pid(),
             superseded: reader.superseded(),
             reader,
-            value,
+            payload,
             version,
         })
     }
@@ -59,7 +63,7 @@ fn banner(
     w: &Watched,
 ) -> Result<(), Exit> {
     if json {
-        writeln!(out, "{}", json_full(event, w))?;
+        json_full(out, event, w)?;
     } else {
         writeln!(
             out,
@@ -90,9 +94,9 @@ pub fn run(path: &Path, opts: &OpenOptions, s: &Settings) -> Result<(), Exit> {
             None => SLICE,
         };
         if w.reader.wait_for_version_change(w.version, wait) != w.version {
-            let (value, version) = read_value(&w.reader)?;
-            report_change(&mut out, s.json, &w, &value, version)?;
-            w.value = value;
+            let (payload, version) = read_payload(&w.reader)?;
+            report_change(&mut out, s.json, &w, &payload, version)?;
+            w.payload = payload;
             w.version = version;
             seen += 1;
             if s.count.is_some_and(|c| seen >= c) {
@@ -141,8 +145,7 @@ pub fn run(path: &Path, opts: &OpenOptions, s: &Settings) -> Result<(), Exit> {
                     &w,
                 )?;
                 if !s.json {
-                    let leaves = render::leaves(w.reader.schema(), &w.value);
-                    write!(out, "{}", render::table(&leaves))?;
+                    fields_table(&w.reader, &w.payload, &mut out)?;
                 }
             }
         }
@@ -209,44 +212,100 @@ fn reopen(path: &Path, opts: &OpenOptions, w: &Watched) -> Result<Option<Watched
     }
 }
 
+/// One changed leaf: its path, and its old and new values as text or JSON.
+struct Change {
+    path: String,
+    old: String,
+    new: String,
+}
+
+/// The leaves whose displayed value differs between `old` and `new` (both validated payloads of
+/// `ty`), within `budget` bytes of paths and values: found by comparing bytes, rendered only
+/// where the bytes differ. `None` when the changes would pass the budget.
+fn changes(
+    ty: &mapped_state::manifest::Type,
+    old: &[u8],
+    new: &[u8],
+    json: bool,
+    budget: usize,
+) -> Option<Vec<Change>> {
+    let mut sink = Capped::new(render::Discard, budget);
+    let mut out = Vec::new();
+    let complete = render::for_each_leaf(ty, budget, |l| {
+        let (Some(a), Some(b)) = (l.bytes(old), l.bytes(new)) else {
+            return ControlFlow::Continue(());
+        };
+        if a == b {
+            return ControlFlow::Continue(());
+        }
+        let text = |bytes: &[u8]| {
+            let mut s = String::new();
+            let r = if json {
+                render::write_json(l.ty, bytes, &mut s)
+            } else {
+                render::write_value(l.ty, bytes, &mut s)
+            };
+            r.map(|()| s)
+        };
+        let (Ok(a), Ok(b)) = (text(a), text(b)) else {
+            return ControlFlow::Break(());
+        };
+        // Compared as displayed, so a NaN that stays NaN is unchanged and -0.0 vs 0.0 is a change.
+        if a != b {
+            let path = render::path_string(l.path);
+            let charged = sink
+                .write_str(&path)
+                .and_then(|()| sink.write_str(&a))
+                .and_then(|()| sink.write_str(&b));
+            if charged.is_err() {
+                return ControlFlow::Break(());
+            }
+            out.push(Change {
+                path,
+                old: a,
+                new: b,
+            });
+        }
+        ControlFlow::Continue(())
+    });
+    complete.then_some(out)
+}
+
 /// Prints a new version and the fields whose displayed value changed.
 fn report_change(
     out: &mut impl Write,
     json: bool,
     w: &Watched,
-    new: &Value,
+    new: &[u8],
     version: u64,
 ) -> Result<(), Exit> {
-    let ty = w.reader.schema();
-    let (old_leaves, new_leaves) = (render::leaves(ty, &w.value), render::leaves(ty, new));
-    // Compared as displayed, so a NaN that stays NaN is unchanged and -0.0 vs 0.0 is a change.
-    let changed: Vec<_> = old_leaves
-        .iter()
-        .zip(&new_leaves)
-        .filter(|(a, b)| a.value.to_string() != b.value.to_string())
-        .collect();
+    let r = &w.reader;
+    let budget = render::output_budget(r.header().file_len);
+    let Some(changed) = changes(r.schema(), &w.payload, new, json, budget) else {
+        return Err(crate::inspect::too_large(r, "list of changed fields"));
+    };
     let not_seen = version.saturating_sub(w.version).saturating_sub(1);
     if json {
-        let mut s =
-            format!("{{\"event\":\"version\",\"version\":{version},\"not_seen\":{not_seen}");
-        s.push_str(",\"changes\":{");
-        for (i, (a, b)) in changed.iter().enumerate() {
-            if i > 0 {
-                s.push(',');
+        let state = json_state(r, version, w.pid, w.alive);
+        bounded(r, "JSON rendering", out, |s| {
+            write!(
+                s,
+                "{{\"event\":\"version\",\"version\":{version},\"not_seen\":{not_seen}"
+            )?;
+            s.write_str(",\"changes\":{")?;
+            for (i, c) in changed.iter().enumerate() {
+                if i > 0 {
+                    s.write_char(',')?;
+                }
+                render::json_str(&c.path, s)?;
+                write!(s, ":{{\"old\":{},\"new\":{}}}", c.old, c.new)?;
             }
-            render::json_str(&a.path, &mut s);
-            s.push_str(":{\"old\":");
-            render::json(a.value, &mut s);
-            s.push_str(",\"new\":");
-            render::json(b.value, &mut s);
-            s.push('}');
-        }
-        s.push('}');
-        s.push_str(&json_state(&w.reader, version, w.pid, w.alive));
-        s.push_str(",\"value\":");
-        render::json(new, &mut s);
-        s.push('}');
-        writeln!(out, "{s}")?;
+            s.write_char('}')?;
+            s.write_str(&state)?;
+            s.write_str(",\"value\":")?;
+            render::write_json(r.schema(), new, s)?;
+            s.write_str("}\n")
+        })?;
         return Ok(());
     }
     let gap = match not_seen {
@@ -259,23 +318,25 @@ fn report_change(
         return Ok(());
     }
     writeln!(out, "version {version}{gap}:")?;
-    for (a, b) in changed {
-        writeln!(out, "  {}: {} -> {}", a.path, a.value, b.value)?;
+    for c in changed {
+        writeln!(out, "  {}: {} -> {}", c.path, c.old, c.new)?;
     }
     Ok(())
 }
 
 /// A JSON event carrying the whole file state: `start` and `reopened`.
-fn json_full(event: &str, w: &Watched) -> String {
+fn json_full(out: &mut impl Write, event: &str, w: &Watched) -> Result<(), Exit> {
     let r = &w.reader;
-    let mut s = format!("{{\"event\":\"{event}\",\"file\":");
-    render::json_str(&r.path().display().to_string(), &mut s);
-    s.push_str(",\"schema\":{\"name\":");
-    render::json_str(&r.schema().name(), &mut s);
-    s.push_str(&format!(",\"hash\":\"{:#018x}\"}}", r.header().schema_hash));
-    s.push_str(&json_state(r, w.version, w.pid, w.alive));
-    s.push_str(",\"value\":");
-    render::json(&w.value, &mut s);
-    s.push('}');
-    s
+    let state = json_state(r, w.version, w.pid, w.alive);
+    bounded(r, "JSON rendering", out, |s| {
+        write!(s, "{{\"event\":\"{event}\",\"file\":")?;
+        render::json_str(&r.path().display().to_string(), s)?;
+        s.write_str(",\"schema\":{\"name\":")?;
+        render::json_str(&r.schema().name(), s)?;
+        write!(s, ",\"hash\":\"{:#018x}\"}}", r.header().schema_hash)?;
+        s.write_str(&state)?;
+        s.write_str(",\"value\":")?;
+        render::write_json(r.schema(), &w.payload, s)?;
+        s.write_str("}\n")
+    })
 }

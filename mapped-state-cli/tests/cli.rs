@@ -798,3 +798,51 @@ fn wide_integers_and_arrays_of_structs() {
         })
     );
 }
+
+#[path = "../fuzz/corpus.rs"]
+mod corpus;
+
+#[test]
+fn inspect_survives_names_longer_than_a_format_width() {
+    // A field name and struct name of 65,535 bytes in 256 elements: the padding width used to
+    // overflow (exit 101), and every line was padded to the widest path.
+    let dir = Scratch::new("long-names");
+    let path = dir.path("long.state");
+    std::fs::write(&path, corpus::long_names(256).bytes).unwrap();
+    let o = run(&["inspect", s(&path)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("output stops here"), "not cut off");
+    assert!(
+        out.len() < 2 * corpus::long_names(256).bytes.len() * 64,
+        "{}",
+        out.len()
+    );
+    let o = run(&["inspect", "--json", s(&path)]);
+    assert_fails(&o, 1, &path, &["JSON rendering would exceed"]);
+    let o = run(&["check", s(&path)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn trust_owner_flag_opens_a_file_of_another_user() {
+    let dir = Scratch::new("owner");
+    let path = dir.path("theirs.state");
+    drop(Writer::<Telemetry>::create(&path, &sample()).unwrap());
+    if let Err(e) = std::os::unix::fs::chown(&path, Some(12345), None) {
+        assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
+        eprintln!("NOT RUN: needs root to chown a file to uid 12345");
+        return;
+    }
+    let o = run(&["inspect", s(&path)]);
+    assert_fails(&o, 3, &path, &["owned by uid 12345", "--trust-owner 12345"]);
+    let o = run(&[
+        "check",
+        "--trust-owner",
+        "7",
+        "--trust-owner",
+        "12345",
+        s(&path),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -6,17 +6,37 @@
 //! [`DecodeError`] (field path, payload offset, bytes, expectation) the typed `decode` would.
 //! A `Type` built by hand whose sizes or offsets disagree with the bytes also gives an error,
 //! never a panic.
+//!
+//! Cost is bounded by the payload, not by what the manifest claims: names are shared with the
+//! `Type` (`Arc<str>`, never copied per value), enum variants are found by binary search, and the
+//! tree one [`decode`] builds is held to a byte budget ([`decode_budget`]). [`validate`] checks
+//! the same values without building anything.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::manifest::{Type, TypeKind};
 use crate::schema::Prim;
 use crate::state::DecodeError;
 
-/// Most zero-sized values (elements of `[T; 0]`-like or empty-struct arrays) one decode creates.
-/// Values of non-zero size are bounded by the payload length; zero-sized ones are not (a
-/// manifest may declare `[Empty; 4_000_000_000]` in no bytes), so they get a budget.
-pub const MAX_ZERO_SIZED: usize = 1 << 20;
+/// Bytes of decoded tree [`decode`] may build per payload byte, on top of [`DECODE_BASE`].
+///
+/// 32 is one [`Value`] per payload byte, so a `[u8; N]` fits; since a file holds at least two
+/// copies of its payload, the tree stays within 16 times the file. Trees that need more (a
+/// manifest may declare `[Empty; 4_000_000_000]` in no bytes, or nest one byte in 32 structs)
+/// are refused with a [`DecodeError`]; [`validate`] checks any payload with no allocation.
+pub const DECODE_BYTES_PER_BYTE: usize = 32;
+/// Bytes of decoded tree [`decode`] may always build, whatever the payload's size.
+pub const DECODE_BASE: usize = 16 << 20;
+
+/// What [`decode`] may allocate for `payload_len` bytes: `DECODE_BASE + 32 * payload_len`.
+pub fn decode_budget(payload_len: usize) -> usize {
+    DECODE_BASE.saturating_add(DECODE_BYTES_PER_BYTE.saturating_mul(payload_len))
+}
+
+/// What the allocator is charged for one heap block beyond its bytes: a budget that counted only
+/// element sizes would let a million one-field structs through for free.
+const BLOCK_OVERHEAD: usize = 16;
 
 /// A decoded value of any mapped type.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,8 +59,8 @@ pub enum Value {
     Char(char),
     /// A fieldless enum: the variant's name and discriminant.
     Enum {
-        /// Variant name.
-        variant: String,
+        /// Variant name, shared with the manifest's `Type`.
+        variant: Arc<str>,
         /// Discriminant.
         value: i64,
     },
@@ -48,8 +68,8 @@ pub enum Value {
     Str(String),
     /// `[T; N]`.
     Array(Vec<Value>),
-    /// A struct: `(field name, value)` in offset order.
-    Struct(Vec<(String, Value)>),
+    /// A struct: `(field name, value)` in offset order; names are shared with the `Type`.
+    Struct(Vec<(Arc<str>, Value)>),
 }
 
 /// Decodes `bytes` (the payload, `ty.size` long) as a value of `ty`.
@@ -65,14 +85,67 @@ pub enum Value {
 /// assert_eq!((err.field.as_str(), err.offset), ("[1]", 1));
 /// ```
 pub fn decode(ty: &Type, bytes: &[u8]) -> Result<Value, DecodeError> {
+    check_len(ty, bytes)?;
+    let mut budget = Budget {
+        left: decode_budget(bytes.len()),
+        limit: decode_budget(bytes.len()),
+    };
+    decode_in(ty, bytes, &mut budget)
+}
+
+/// Checks that `bytes` (the payload, `ty.size` long) hold a valid value of `ty`: the same
+/// checks and the same [`DecodeError`] as [`decode`], without building the value, in time linear
+/// in `bytes.len()` plus the size of `ty`.
+///
+/// ```
+/// use mapped_state::{dynamic, manifest::Type, MappedState};
+/// let ty = Type::from_desc(<[bool; 2]>::TYPE);
+/// assert!(dynamic::validate(&ty, &[1, 0]).is_ok());
+/// assert_eq!(dynamic::validate(&ty, &[1, 7]).unwrap_err().field, "[1]");
+/// ```
+pub fn validate(ty: &Type, bytes: &[u8]) -> Result<(), DecodeError> {
+    check_len(ty, bytes)?;
+    validate_in(ty, bytes)
+}
+
+fn check_len(ty: &Type, bytes: &[u8]) -> Result<(), DecodeError> {
     if bytes.len() != ty.size {
         return Err(DecodeError::new(
             &bytes[..bytes.len().min(16)],
             format!("{} bytes of `{}`, got {}", ty.size, ty.name(), bytes.len()),
         ));
     }
-    let mut zero_sized = 0;
-    decode_in(ty, bytes, &mut zero_sized)
+    Ok(())
+}
+
+/// Bytes the decoded tree may still take.
+struct Budget {
+    left: usize,
+    limit: usize,
+}
+
+impl Budget {
+    /// Charges a heap block of `n` items of `T`, before it is allocated.
+    fn charge<T>(&mut self, n: usize) -> Result<(), DecodeError> {
+        if n == 0 {
+            return Ok(());
+        }
+        let cost = n
+            .saturating_mul(std::mem::size_of::<T>())
+            .saturating_add(BLOCK_OVERHEAD);
+        if cost > self.left {
+            return Err(DecodeError::new(
+                &[],
+                format!(
+                    "a decoded value of at most {} bytes for this payload; \
+                     use `dynamic::validate` to check it without building it",
+                    self.limit
+                ),
+            ));
+        }
+        self.left -= cost;
+        Ok(())
+    }
 }
 
 /// The sub-slice `at..at + len`, or the error for a `Type` whose layout does not fit the bytes.
@@ -92,16 +165,7 @@ fn span(bytes: &[u8], at: usize, len: usize) -> Result<&[u8], DecodeError> {
         })
 }
 
-fn decode_in(ty: &Type, bytes: &[u8], zero_sized: &mut usize) -> Result<Value, DecodeError> {
-    if ty.size == 0 {
-        *zero_sized += 1;
-        if *zero_sized > MAX_ZERO_SIZED {
-            return Err(DecodeError::new(
-                &[],
-                format!("at most {MAX_ZERO_SIZED} zero-sized values in one payload"),
-            ));
-        }
-    }
+fn decode_in(ty: &Type, bytes: &[u8], budget: &mut Budget) -> Result<Value, DecodeError> {
     match &ty.kind {
         TypeKind::Prim(p) => prim(*p, span(bytes, 0, p.size())?),
         TypeKind::Enum {
@@ -111,7 +175,7 @@ fn decode_in(ty: &Type, bytes: &[u8], zero_sized: &mut usize) -> Result<Value, D
         } => {
             let b = span(bytes, 0, repr.size())?;
             let value = discriminant(*repr, b)?;
-            match variants.iter().find(|(_, v)| *v == value) {
+            match variants.find(value) {
                 Some((variant, _)) => Ok(Value::Enum {
                     variant: variant.clone(),
                     value,
@@ -119,29 +183,83 @@ fn decode_in(ty: &Type, bytes: &[u8], zero_sized: &mut usize) -> Result<Value, D
                 None => Err(DecodeError::new(b, enum_expectation(name, variants))),
             }
         }
-        TypeKind::Str { cap } => string(*cap, bytes),
+        TypeKind::Str { cap } => {
+            let s = string(*cap, bytes)?;
+            budget.charge::<u8>(s.len())?;
+            Ok(Value::Str(s.to_owned()))
+        }
         TypeKind::Array { elem, len } => {
             let stride = elem.size;
-            // Bounded by the payload for sized elements, by the budget for zero-sized ones.
-            let mut items = Vec::with_capacity((*len).min(bytes.len().max(1)));
+            // Sized elements past the end of the bytes fail in `span` below, so only those that
+            // fit are allocated (and charged); zero-sized ones are all charged up front.
+            let fit = match stride {
+                0 => *len,
+                _ => (*len).min(bytes.len() / stride),
+            };
+            budget.charge::<Value>(fit)?;
+            let mut items = Vec::with_capacity(fit);
             for i in 0..*len {
                 let at = i.saturating_mul(stride);
                 let item = span(bytes, at, stride)
-                    .and_then(|b| decode_in(elem, b, zero_sized))
+                    .and_then(|b| decode_in(elem, b, budget))
                     .map_err(|e| e.in_index(i, stride))?;
                 items.push(item);
             }
             Ok(Value::Array(items))
         }
         TypeKind::Struct { fields, .. } => {
+            budget.charge::<(Arc<str>, Value)>(fields.len())?;
             let mut out = Vec::with_capacity(fields.len());
             for f in fields {
                 let v = span(bytes, f.offset, f.ty.size)
-                    .and_then(|b| decode_in(&f.ty, b, zero_sized))
+                    .and_then(|b| decode_in(&f.ty, b, budget))
                     .map_err(|e| e.in_field(&f.name, f.offset))?;
                 out.push((f.name.clone(), v));
             }
             Ok(Value::Struct(out))
+        }
+    }
+}
+
+fn validate_in(ty: &Type, bytes: &[u8]) -> Result<(), DecodeError> {
+    match &ty.kind {
+        TypeKind::Prim(p) => prim(*p, span(bytes, 0, p.size())?).map(drop),
+        TypeKind::Enum {
+            name,
+            repr,
+            variants,
+        } => {
+            let b = span(bytes, 0, repr.size())?;
+            match variants.find(discriminant(*repr, b)?) {
+                Some(_) => Ok(()),
+                None => Err(DecodeError::new(b, enum_expectation(name, variants))),
+            }
+        }
+        TypeKind::Str { cap } => string(*cap, bytes).map(drop),
+        TypeKind::Array { elem, len } => {
+            let stride = elem.size;
+            for i in 0..*len {
+                // A sized element past the end errors here, so the loop is bounded by the bytes.
+                let at = i.saturating_mul(stride);
+                span(bytes, at, stride)
+                    .and_then(|b| validate_in(elem, b))
+                    .map_err(|e| e.in_index(i, stride))?;
+                if stride == 0 {
+                    // Every further element is the same empty slice of the same type, so it
+                    // validates the same: this is what keeps `[Empty; 4_000_000_000]` from
+                    // costing four billion steps.
+                    break;
+                }
+            }
+            Ok(())
+        }
+        TypeKind::Struct { fields, .. } => {
+            for f in fields {
+                span(bytes, f.offset, f.ty.size)
+                    .and_then(|b| validate_in(&f.ty, b))
+                    .map_err(|e| e.in_field(&f.name, f.offset))?;
+            }
+            Ok(())
         }
     }
 }
@@ -196,7 +314,7 @@ fn discriminant(repr: Prim, b: &[u8]) -> Result<i64, DecodeError> {
 /// "enum `Mode` (one of Idle = 0, Running = 1, Fault = 2)", listing at most 16 variants: the
 /// derive's wording (`derive_support::invalid_enum`), so typed and untyped readers report a bad
 /// discriminant identically.
-fn enum_expectation(name: &str, variants: &[(String, i64)]) -> String {
+fn enum_expectation(name: &str, variants: &[(Arc<str>, i64)]) -> String {
     const SHOWN: usize = 16;
     let mut list: Vec<String> = variants
         .iter()
@@ -210,7 +328,7 @@ fn enum_expectation(name: &str, variants: &[(String, i64)]) -> String {
 }
 
 /// `FixedStr<cap>`: a `u32` length at most `cap`, then that many bytes of UTF-8.
-fn string(cap: usize, bytes: &[u8]) -> Result<Value, DecodeError> {
+fn string(cap: usize, bytes: &[u8]) -> Result<&str, DecodeError> {
     let len_bytes = span(bytes, 0, 4)?;
     let len = u32::from_ne_bytes(arr(len_bytes)) as usize;
     if len > cap {
@@ -221,7 +339,7 @@ fn string(cap: usize, bytes: &[u8]) -> Result<Value, DecodeError> {
     }
     let text = span(bytes, 4, len)?;
     match std::str::from_utf8(text) {
-        Ok(s) => Ok(Value::Str(s.to_owned())),
+        Ok(s) => Ok(s),
         Err(e) => {
             let at = e.valid_up_to();
             let mut err = DecodeError::new(&text[at..(at + 4).min(len)], "UTF-8 text");
@@ -233,11 +351,16 @@ fn string(cap: usize, bytes: &[u8]) -> Result<Value, DecodeError> {
 
 /// Writes `name` with control characters escaped, so a name from an untrusted manifest cannot
 /// break a line or send terminal escape sequences.
-pub fn write_name(f: &mut impl fmt::Write, name: &str) -> fmt::Result {
+pub fn write_name<W: fmt::Write + ?Sized>(f: &mut W, name: &str) -> fmt::Result {
+    // `escape_debug` also escapes quotes and backslashes, which are harmless in a name.
+    let escaped = |c: char| c.is_control() || (c.escape_debug().len() > 1 && !"\\\"'".contains(c));
+    // Names are written once per line of output, and may be 65,535 bytes: one write when
+    // nothing needs escaping (printable ASCII never does).
+    if name.bytes().all(|b| (0x20..0x7f).contains(&b)) || !name.chars().any(escaped) {
+        return f.write_str(name);
+    }
     for c in name.chars() {
-        // `escape_debug` also escapes quotes and backslashes, which are harmless in a name.
-        let escaped = c.is_control() || (c.escape_debug().len() > 1 && !"\\\"'".contains(c));
-        if escaped {
+        if escaped(c) {
             write!(f, "{}", c.escape_debug())?;
         } else {
             f.write_char(c)?;
@@ -310,7 +433,8 @@ mod tests {
                     ("Idle".into(), 0),
                     ("Running".into(), 1),
                     ("Fault".into(), 7),
-                ],
+                ]
+                .into(),
             },
             size: 1,
             align: 1,
@@ -498,7 +622,9 @@ mod tests {
             align: 1,
         };
         let e = decode(&many, &[]).unwrap_err();
-        assert!(e.expected.contains("zero-sized"), "{e}");
+        assert!(e.expected.contains("decoded value of at most"), "{e}");
+        // Nothing to check in a zero-sized value, however many there are.
+        assert_eq!(validate(&many, &[]), Ok(()));
         let few = Type {
             kind: TypeKind::Array {
                 elem: Box::new(empty),
@@ -519,7 +645,7 @@ mod tests {
             kind: TypeKind::Enum {
                 name: "S".into(),
                 repr: Prim::I16,
-                variants: vec![("Neg".into(), -2), ("Pos".into(), 2)],
+                variants: vec![("Neg".into(), -2), ("Pos".into(), 2)].into(),
             },
             size: 2,
             align: 2,

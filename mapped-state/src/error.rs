@@ -7,6 +7,7 @@ use crate::state::DecodeError;
 
 /// Why a file is refused as insecure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Insecurity {
     /// The path is a symbolic link (state files are opened with `O_NOFOLLOW`).
     Symlink,
@@ -25,6 +26,12 @@ pub enum Insecurity {
         /// The lock file's permission bits.
         mode: u32,
     },
+    /// The file is owned by a user that is neither the process's effective user, nor root, nor
+    /// named with `OpenOptions::trust_owner`: its owner could truncate it under every reader.
+    UntrustedOwner {
+        /// The owner's user id.
+        uid: u32,
+    },
 }
 
 impl std::fmt::Display for Insecurity {
@@ -39,6 +46,10 @@ impl std::fmt::Display for Insecurity {
             Insecurity::UntrustedLockFile { owner, mode } => write!(
                 f,
                 "this writer lock file is owned by uid {owner} with mode {mode:o}; it must belong to the writer's user with mode 0600 (remove it if no writer runs)"
+            ),
+            Insecurity::UntrustedOwner { uid } => write!(
+                f,
+                "it is owned by uid {uid}, neither this user nor root, and its owner could change or truncate it under this process; trust that owner with `OpenOptions::trust_owner({uid})`"
             ),
         }
     }

@@ -19,6 +19,7 @@ use std::fs::File;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Insecurity};
 use crate::format::FLAG_CLOSED;
@@ -57,7 +58,7 @@ pub(crate) fn lock_path(path: &Path) -> PathBuf {
 /// from the state file when there is one.
 pub(crate) fn acquire(
     path: &Path,
-    recorded_pid: impl FnOnce() -> Option<u32>,
+    recorded_pid: impl Fn() -> Option<u32>,
 ) -> Result<WriterLock, Error> {
     let lock = lock_path(path);
     let open = |create: bool| {
@@ -105,18 +106,46 @@ pub(crate) fn acquire(
             },
         });
     }
-    match file.try_lock() {
-        Ok(()) => Ok(WriterLock {
-            _file: file,
-            created: created.then_some(lock),
-        }),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::WriterActive {
-            path: path.to_owned(),
-            pid: recorded_pid(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&lock, "lock", e)),
+    let start = Instant::now();
+    let mut recorded = None;
+    loop {
+        match file.try_lock() {
+            Ok(()) => {
+                return Ok(WriterLock {
+                    _file: file,
+                    created: created.then_some(lock),
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock, "lock", e)),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+        }
+        // Another process holds the lock. A live writer other than this process is reported
+        // at once (after a few ms). Otherwise it is most likely a writer that is exiting, or a
+        // child being spawned by some thread of a process that held the lock (between fork and
+        // exec the child shares the lock's open file description): retry a little longer.
+        let pid = *recorded.get_or_insert_with(&recorded_pid);
+        let live_other =
+            pid.is_some_and(|p| p != std::process::id() && crate::os::process_exists(p));
+        let patience = if live_other {
+            LIVE_WRITER_GRACE
+        } else {
+            LOCK_RETRY
+        };
+        if start.elapsed() > patience {
+            return Err(Error::WriterActive {
+                path: path.to_owned(),
+                pid,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+/// How long a starting writer retries the lock while the recorded writer is dead or is this
+/// process: a writer exiting, or a fork of a lock holder that has not exec'd yet.
+const LOCK_RETRY: Duration = Duration::from_millis(200);
+/// How long a starting writer retries when the recorded writer is another live process.
+const LIVE_WRITER_GRACE: Duration = Duration::from_millis(5);
 
 /// Records this process as the file's writer: start time first, then the pid (release), so a
 /// reader that sees the new pid sees its start time; clears the closed flag.

@@ -1,6 +1,9 @@
 //! The schema manifest read back from a file: a bounds-checked decoder of untrusted bytes into an
 //! owned type tree, and the field-level diff shown when a file is opened as the wrong type.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
 use crate::schema::{align_up, kind_byte, Kind, Prim, TypeDesc, MANIFEST_MAGIC, MANIFEST_VERSION};
 
 /// A type described by a manifest.
@@ -22,11 +25,11 @@ pub enum TypeKind {
     /// A fieldless enum.
     Enum {
         /// Schema name.
-        name: String,
+        name: Arc<str>,
         /// Integer representation.
         repr: Prim,
-        /// `(name, discriminant)` in declaration order.
-        variants: Vec<(String, i64)>,
+        /// `(name, discriminant)` in declaration order, with a lookup by discriminant.
+        variants: Variants,
     },
     /// `[elem; len]`.
     Array {
@@ -43,7 +46,7 @@ pub enum TypeKind {
     /// A struct.
     Struct {
         /// Schema name.
-        name: String,
+        name: Arc<str>,
         /// Fields in offset order.
         fields: Vec<Field>,
     },
@@ -52,13 +55,62 @@ pub enum TypeKind {
 /// A struct field described by a manifest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Field {
-    /// Name.
-    pub name: String,
+    /// Name, shared (not copied) by every value decoded from this field.
+    pub name: Arc<str>,
     /// Byte offset in the struct.
     pub offset: usize,
     /// Type.
     pub ty: Type,
 }
+
+/// The variants of an enum in declaration order, indexed by discriminant so that decoding a
+/// value costs `O(log variants)`, not a scan: a manifest may declare 100,000 variants and a
+/// payload a million values of the enum.
+#[derive(Clone, Debug, Default)]
+pub struct Variants {
+    list: Vec<(Arc<str>, i64)>,
+    /// Indices into `list`, sorted by `(discriminant, index)`.
+    by_value: Vec<u32>,
+}
+
+impl Variants {
+    /// The first-declared variant whose discriminant is `value`.
+    pub fn find(&self, value: i64) -> Option<&(Arc<str>, i64)> {
+        let at = self
+            .by_value
+            .partition_point(|&i| self.list[i as usize].1 < value);
+        let &i = self.by_value.get(at)?;
+        let v = &self.list[i as usize];
+        (v.1 == value).then_some(v)
+    }
+}
+
+impl From<Vec<(Arc<str>, i64)>> for Variants {
+    fn from(list: Vec<(Arc<str>, i64)>) -> Self {
+        // The parser admits at most `MAX_NODES` variants, far below `u32::MAX`; a hand-built
+        // list longer than that keeps its first `u32::MAX` variants findable.
+        let n = list.len().min(u32::MAX as usize) as u32;
+        let mut by_value: Vec<u32> = (0..n).collect();
+        by_value.sort_unstable_by_key(|&i| (list[i as usize].1, i));
+        Variants { list, by_value }
+    }
+}
+
+impl std::ops::Deref for Variants {
+    type Target = [(Arc<str>, i64)];
+    fn deref(&self) -> &Self::Target {
+        &self.list
+    }
+}
+
+/// Equal when the declared lists are: the index is derived from the list.
+impl PartialEq for Variants {
+    fn eq(&self, other: &Self) -> bool {
+        self.list == other.list
+    }
+}
+
+impl Eq for Variants {}
 
 /// Why manifest bytes were refused: the byte offset inside the manifest and what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,6 +125,9 @@ pub struct ManifestError {
 const MAX_DEPTH: usize = 32;
 /// Most nodes (types, fields, variants) a manifest may have.
 const MAX_NODES: usize = 100_000;
+/// Most differences [`Type::diff`] lists; the rest are counted in a last `... and N more` line,
+/// so an error about a mismatched type stays small whatever the two types are.
+pub const MAX_DIFFERENCES: usize = 32;
 
 impl Type {
     /// Decodes and validates a manifest. Every count, size, offset and alignment is checked, so
@@ -124,13 +179,14 @@ impl Type {
         let kind = match desc.kind {
             Kind::Prim(p) => TypeKind::Prim(p),
             Kind::Enum(e) => TypeKind::Enum {
-                name: e.name.to_owned(),
+                name: e.name.into(),
                 repr: e.repr,
                 variants: e
                     .variants
                     .iter()
-                    .map(|v| (v.name.to_owned(), v.value))
-                    .collect(),
+                    .map(|v| (Arc::from(v.name), v.value))
+                    .collect::<Vec<_>>()
+                    .into(),
             },
             Kind::Array { elem, len } => TypeKind::Array {
                 elem: Box::new(Type::from_desc(elem)),
@@ -138,12 +194,12 @@ impl Type {
             },
             Kind::Str { cap } => TypeKind::Str { cap },
             Kind::Struct(s) => TypeKind::Struct {
-                name: s.name.to_owned(),
+                name: s.name.into(),
                 fields: s
                     .fields
                     .iter()
                     .map(|f| Field {
-                        name: f.name.to_owned(),
+                        name: f.name.into(),
                         offset: f.offset,
                         ty: Type::from_desc(f.ty),
                     })
@@ -161,21 +217,30 @@ impl Type {
     pub fn name(&self) -> String {
         match &self.kind {
             TypeKind::Prim(p) => p.name().to_owned(),
-            TypeKind::Enum { name, .. } | TypeKind::Struct { name, .. } => name.clone(),
+            TypeKind::Enum { name, .. } | TypeKind::Struct { name, .. } => name.to_string(),
             TypeKind::Array { elem, len } => format!("[{}; {len}]", elem.name()),
             TypeKind::Str { cap } => format!("FixedStr<{cap}>"),
         }
     }
 
-    /// A full description for diffs: enums list their representation and variants.
+    /// A description for diffs: enums list their representation and up to 16 variants (a
+    /// manifest may declare 100,000; the message stays readable and small).
     fn signature(&self) -> String {
+        const SHOWN: usize = 16;
         match &self.kind {
             TypeKind::Enum {
                 name,
                 repr,
                 variants,
             } => {
-                let vs: Vec<String> = variants.iter().map(|(n, v)| format!("{n}={v}")).collect();
+                let mut vs: Vec<String> = variants
+                    .iter()
+                    .take(SHOWN)
+                    .map(|(n, v)| format!("{n}={v}"))
+                    .collect();
+                if variants.len() > SHOWN {
+                    vs.push(format!("... {} more", variants.len() - SHOWN));
+                }
                 format!("enum {name}({}: {})", repr.name(), vs.join(", "))
             }
             TypeKind::Array { elem, len } => format!("[{}; {len}]", elem.signature()),
@@ -183,58 +248,173 @@ impl Type {
         }
     }
 
-    /// Every leaf field (`limits.max`) with its signature and payload offset, nested structs
-    /// flattened.
-    fn leaves(&self, prefix: &str, base: usize, out: &mut Vec<(String, String, usize)>) {
-        match &self.kind {
-            TypeKind::Struct { fields, .. } => {
-                for f in fields {
-                    let path = if prefix.is_empty() {
-                        f.name.clone()
-                    } else {
-                        format!("{prefix}.{}", f.name)
-                    };
-                    f.ty.leaves(&path, base + f.offset, out);
-                }
+    /// Whether two leaves have the same signature, compared structurally so that nothing is
+    /// formatted for the (usually many) leaves that agree. Structs inside arrays compare by name,
+    /// as their signature shows only the name.
+    fn same_signature(&self, other: &Type) -> bool {
+        match (&self.kind, &other.kind) {
+            (TypeKind::Prim(a), TypeKind::Prim(b)) => a == b,
+            (
+                TypeKind::Enum {
+                    name: a,
+                    repr: ra,
+                    variants: va,
+                },
+                TypeKind::Enum {
+                    name: b,
+                    repr: rb,
+                    variants: vb,
+                },
+            ) => a == b && ra == rb && va == vb,
+            (TypeKind::Array { elem: a, len: la }, TypeKind::Array { elem: b, len: lb }) => {
+                la == lb && a.same_signature(b)
             }
-            _ => out.push((prefix.to_owned(), self.signature(), base)),
+            (TypeKind::Str { cap: a }, TypeKind::Str { cap: b }) => a == b,
+            (TypeKind::Struct { name: a, .. }, TypeKind::Struct { name: b, .. }) => a == b,
+            _ => false,
         }
     }
 
     /// Field-level differences from `self` (what the file holds) to `want` (the type it is opened
-    /// as): `temperature_c: f32 @4 -> f64 @8`, `mode: added`, `flags: removed`.
+    /// as), per leaf field (`limits.max`, nested structs flattened): `temperature_c: f32 @4 -> f64
+    /// @8`, `mode: added (...)`, `flags: removed`.
+    ///
+    /// Lists at most [`MAX_DIFFERENCES`] lines and then `... and N more differences`; costs time
+    /// linear in the two types' sizes and builds a field path only for a line it lists.
     pub fn diff(&self, want: &Type) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut d = Differences::default();
         if let (TypeKind::Struct { name: a, .. }, TypeKind::Struct { name: b, .. }) =
             (&self.kind, &want.kind)
         {
             if a != b {
-                out.push(format!("struct name: `{a}` -> `{b}`"));
+                d.push(|| format!("struct name: `{a}` -> `{b}`"));
             }
         }
-        let (mut have, mut need) = (Vec::new(), Vec::new());
-        self.leaves("", 0, &mut have);
-        want.leaves("", 0, &mut need);
-        for (path, sig, at) in &have {
-            let shown = if path.is_empty() { "value" } else { path };
-            match need.iter().find(|(p, _, _)| p == path) {
-                None => out.push(format!("{shown}: removed")),
-                Some((_, sig2, at2)) if sig != sig2 || at != at2 => {
-                    out.push(format!("{shown}: {sig} @{at} -> {sig2} @{at2}"))
-                }
-                Some(_) => {}
-            }
+        let mut path = Vec::new();
+        diff_side(self, Some(want), 0, 0, &mut path, &mut d, Side::Have);
+        diff_side(want, Some(self), 0, 0, &mut path, &mut d, Side::Want);
+        if d.lines.is_empty() && d.more == 0 && self.size != want.size {
+            d.push(|| format!("size: {} -> {}", self.size, want.size));
         }
-        for (path, sig, at) in &need {
-            if !have.iter().any(|(p, _, _)| p == path) {
-                let shown = if path.is_empty() { "value" } else { path };
-                out.push(format!("{shown}: added ({sig} @{at})"));
-            }
+        if d.more > 0 {
+            d.lines.push(format!("... and {} more differences", d.more));
         }
-        if out.is_empty() && self.size != want.size {
-            out.push(format!("size: {} -> {}", self.size, want.size));
+        d.lines
+    }
+}
+
+/// The differences listed so far, and how many more were found but not formatted.
+#[derive(Default)]
+struct Differences {
+    lines: Vec<String>,
+    more: usize,
+}
+
+impl Differences {
+    fn push(&mut self, line: impl FnOnce() -> String) {
+        if self.lines.len() < MAX_DIFFERENCES {
+            self.lines.push(line());
+        } else {
+            self.more += 1;
         }
-        out
+    }
+}
+
+/// Which type `diff_side` walks: the file's (reporting changed and removed leaves) or the wanted
+/// one (reporting added leaves).
+#[derive(Clone, Copy, PartialEq)]
+enum Side {
+    Have,
+    Want,
+}
+
+/// Longest field path a difference line shows in full; longer ones keep their start and end.
+const SHOWN_PATH: usize = 1024;
+
+/// `a.b.c`, or `value` for the top-level leaf of a non-struct type. A path longer than
+/// `SHOWN_PATH` bytes (names may be 65,535 bytes and nest 32 deep) is shortened around `...`, so
+/// that the 32 lines of a diff stay small.
+fn dotted(path: &[&str]) -> String {
+    if path.is_empty() {
+        return "value".to_owned();
+    }
+    let full = path.join(".");
+    if full.len() <= SHOWN_PATH {
+        return full;
+    }
+    let head = floor_char_boundary(&full, SHOWN_PATH / 2);
+    let tail = ceil_char_boundary(&full, full.len() - SHOWN_PATH / 4);
+    format!(
+        "{}...({} bytes)...{}",
+        &full[..head],
+        tail - head,
+        &full[tail..]
+    )
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn ceil_char_boundary(s: &str, mut i: usize) -> usize {
+    while !s.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+/// Walks the leaves of `ty` (at payload offset `at`) beside the node at the same path in the
+/// other type (`other`, at `other_at`), if it has one. Fields are matched by name through a
+/// hash map, so each struct costs time linear in its fields.
+fn diff_side<'a>(
+    ty: &'a Type,
+    other: Option<&'a Type>,
+    at: usize,
+    other_at: usize,
+    path: &mut Vec<&'a str>,
+    d: &mut Differences,
+    side: Side,
+) {
+    if let TypeKind::Struct { fields, .. } = &ty.kind {
+        let others: HashMap<&str, &Field> = match other.map(|o| &o.kind) {
+            Some(TypeKind::Struct { fields: of, .. }) => of.iter().map(|f| (&*f.name, f)).collect(),
+            // A leaf (or nothing) at this path in the other type: nothing below it matches.
+            _ => HashMap::new(),
+        };
+        for f in fields {
+            let o = others.get(&*f.name);
+            path.push(&f.name);
+            diff_side(
+                &f.ty,
+                o.map(|o| &o.ty),
+                at.saturating_add(f.offset),
+                o.map_or(0, |o| other_at.saturating_add(o.offset)),
+                path,
+                d,
+                side,
+            );
+            path.pop();
+        }
+        return;
+    }
+    let other_leaf = other.filter(|o| !matches!(o.kind, TypeKind::Struct { .. }));
+    match (side, other_leaf) {
+        (Side::Have, None) => d.push(|| format!("{}: removed", dotted(path))),
+        (Side::Have, Some(o)) if !ty.same_signature(o) || at != other_at => d.push(|| {
+            format!(
+                "{}: {} @{at} -> {} @{other_at}",
+                dotted(path),
+                ty.signature(),
+                o.signature()
+            )
+        }),
+        (Side::Want, None) => {
+            d.push(|| format!("{}: added ({} @{at})", dotted(path), ty.signature()))
+        }
+        _ => {}
     }
 }
 
@@ -281,13 +461,14 @@ impl<'a> Parser<'a> {
         Ok(i64::from_le_bytes(w))
     }
 
-    fn str(&mut self) -> Result<String, ManifestError> {
+    /// A name, borrowed from the manifest (the caller decides whether to keep a copy).
+    fn str(&mut self) -> Result<&'a str, ManifestError> {
         let at = self.pos;
         let b = self.take(2)?;
         let n = u16::from_le_bytes([b[0], b[1]]) as usize;
         let s = self.take(n)?;
         match std::str::from_utf8(s) {
-            Ok(s) => Ok(s.to_owned()),
+            Ok(s) => Ok(s),
             Err(_) => self.fail_at(at, "name is not UTF-8"),
         }
     }
@@ -340,13 +521,13 @@ impl<'a> Parser<'a> {
                             ),
                         );
                     }
-                    variants.push((vname, value));
+                    variants.push((Arc::from(vname), value));
                 }
                 Ok(Type {
                     kind: TypeKind::Enum {
-                        name,
+                        name: name.into(),
                         repr,
-                        variants,
+                        variants: variants.into(),
                     },
                     size: repr.size(),
                     align: repr.size(),
@@ -396,6 +577,8 @@ impl<'a> Parser<'a> {
                 }
                 let count = self.u32()?;
                 let mut fields: Vec<Field> = Vec::new();
+                // Hashed: a struct may have 100,000 fields, and a scan per field is quadratic.
+                let mut seen: HashSet<&str> = HashSet::new();
                 let mut end = 0usize;
                 for _ in 0..count {
                     self.node()?;
@@ -413,18 +596,21 @@ impl<'a> Parser<'a> {
                             format!("field `{name}.{fname}` ({} @{offset}) overlaps, is misaligned or lies outside the struct", ty.name()),
                         );
                     }
-                    if fields.iter().any(|f| f.name == fname) {
+                    if !seen.insert(fname) {
                         return self.fail_at(fat, format!("field `{name}.{fname}` appears twice"));
                     }
                     end = offset + ty.size;
                     fields.push(Field {
-                        name: fname,
+                        name: fname.into(),
                         offset,
                         ty,
                     });
                 }
                 Ok(Type {
-                    kind: TypeKind::Struct { name, fields },
+                    kind: TypeKind::Struct {
+                        name: name.into(),
+                        fields,
+                    },
                     size,
                     align,
                 })
@@ -443,5 +629,76 @@ fn fits(repr: Prim, v: i64) -> bool {
         Prim::I16 => i16::try_from(v).is_ok(),
         Prim::I32 => i32::try_from(v).is_ok(),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u8_ty() -> Type {
+        Type::from_desc(&TypeDesc::prim(Prim::U8))
+    }
+
+    fn structure(name: &str, fields: Vec<(String, Type)>) -> Type {
+        let size = fields.len();
+        Type {
+            kind: TypeKind::Struct {
+                name: name.into(),
+                fields: fields
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (n, ty))| Field {
+                        name: n.into(),
+                        offset: i,
+                        ty,
+                    })
+                    .collect(),
+            },
+            size,
+            align: 1,
+        }
+    }
+
+    #[test]
+    fn diff_lists_at_most_max_differences_then_counts() {
+        let many = structure("S", (0..40).map(|i| (format!("f{i}"), u8_ty())).collect());
+        let none = structure("S", vec![]);
+        let d = many.diff(&none);
+        assert_eq!(d.len(), MAX_DIFFERENCES + 1);
+        assert_eq!(d[0], "f0: removed");
+        assert_eq!(d[MAX_DIFFERENCES], "... and 8 more differences");
+        let d = none.diff(&many);
+        assert_eq!(d[0], "f0: added (u8 @0)");
+    }
+
+    #[test]
+    fn diff_shortens_long_paths() {
+        let long = "x".repeat(5000);
+        let inner = structure("I", vec![("leaf".into(), u8_ty())]);
+        let outer = structure("S", vec![(long.clone(), inner)]);
+        let d = outer.diff(&structure("S", vec![]));
+        assert_eq!(d.len(), 1);
+        assert!(d[0].len() < 1200, "{} bytes", d[0].len());
+        assert!(
+            d[0].starts_with("xxx") && d[0].ends_with("x.leaf: removed"),
+            "{}",
+            d[0]
+        );
+        assert!(d[0].contains("...(4237 bytes)..."), "{}", &d[0][500..560]);
+    }
+
+    #[test]
+    fn variants_are_found_by_value_first_declared_first() {
+        let v: Variants = vec![
+            (Arc::from("B"), 5),
+            (Arc::from("A"), -3),
+            (Arc::from("C"), 5),
+        ]
+        .into();
+        assert_eq!(v.find(5).map(|x| &*x.0), Some("B"));
+        assert_eq!(v.find(-3).map(|x| &*x.0), Some("A"));
+        assert_eq!(v.find(4), None);
+        assert_eq!(v.iter().map(|x| &*x.0).collect::<Vec<_>>(), ["B", "A", "C"]);
     }
 }

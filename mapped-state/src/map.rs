@@ -86,7 +86,7 @@ impl Mapping {
         if ring_end.is_none_or(|end| end > len)
             || words > stride
             || !crate::format::slots_ok(header.slot_count)
-            || (map.as_ptr() as usize) % 8 != 0
+            || !(map.as_ptr() as usize).is_multiple_of(8)
         {
             return Err(io::Error::other(
                 "mapping does not fit the validated header",

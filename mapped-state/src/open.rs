@@ -12,15 +12,42 @@ use crate::manifest::Type;
 use crate::schema::fnv1a64;
 
 /// How a state file may be opened.
+///
+/// # Trust
+///
+/// A reader trusts the file's owner as it trusts the writer: the owner can rewrite or truncate
+/// the file under every reader (a truncation while mapped raises SIGBUS). So by default a file is
+/// opened only if it is owned by the process's effective user or by root, and no group or other
+/// user may write it. [`trust_owner`](Self::trust_owner) names further owners to accept and
+/// [`allow_shared_writable`](Self::allow_shared_writable) accepts group/other write permission.
 #[derive(Clone, Debug, Default)]
 pub struct OpenOptions {
     pub(crate) allow_shared_writable: bool,
+    pub(crate) trusted_owners: Vec<u32>,
 }
 
 impl OpenOptions {
-    /// Default options: refuse files that group or other users can write.
+    /// Default options: refuse files owned by anyone but this user or root, and files that group
+    /// or other users can write.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Also accept files owned by user `uid` (may be called several times). The effective user
+    /// and root are always trusted.
+    ///
+    /// Trust `uid` only as far as you trust it to write the state: its owner can change or
+    /// truncate the file under a running reader.
+    pub fn trust_owner(mut self, uid: u32) -> Self {
+        if !self.trusted_owners.contains(&uid) {
+            self.trusted_owners.push(uid);
+        }
+        self
+    }
+
+    /// Whether a file owned by `uid` may be opened by a process whose effective user is `euid`.
+    fn trusts(&self, uid: u32, euid: u32) -> bool {
+        uid == euid || uid == 0 || self.trusted_owners.contains(&uid)
     }
 
     /// Accept a file that users other than its owner may write (mode `& 0o022 != 0`).
@@ -42,8 +69,8 @@ pub(crate) struct Validated {
     pub(crate) schema: Type,
 }
 
-/// Opens `path` (read-only unless `write`) refusing symlinks, non-regular files and, unless
-/// allowed, files others can write.
+/// Opens `path` (read-only unless `write`) refusing symlinks, non-regular files, files owned by
+/// an untrusted user and, unless allowed, files others can write.
 pub(crate) fn open_checked(path: &Path, write: bool, opts: &OpenOptions) -> Result<File, Error> {
     let file = crate::os::open_existing(path, write).map_err(|e| {
         if crate::os::is_symlink_refusal(&e) {
@@ -51,9 +78,13 @@ pub(crate) fn open_checked(path: &Path, write: bool, opts: &OpenOptions) -> Resu
                 path: path.to_owned(),
                 why: Insecurity::Symlink,
             }
-        } else if e.kind() == io::ErrorKind::IsADirectory {
-            // A directory cannot be opened for writing (EISDIR): the same refusal a reader gets
-            // from the `fstat` check below.
+        } else if e.kind() == io::ErrorKind::IsADirectory
+            || e.raw_os_error() == Some(rustix::io::Errno::NXIO.raw_os_error())
+        {
+            // A directory cannot be opened for writing (EISDIR), and a Unix socket cannot be
+            // opened at all (ENXIO; so can a FIFO with no reader, opened `O_NONBLOCK` for
+            // writing): the same refusal a reader of any other non-regular file gets from the
+            // `fstat` check below. A regular file never gives either.
             Error::Insecure {
                 path: path.to_owned(),
                 why: Insecurity::NotRegularFile,
@@ -67,6 +98,13 @@ pub(crate) fn open_checked(path: &Path, write: bool, opts: &OpenOptions) -> Resu
         return Err(Error::Insecure {
             path: path.to_owned(),
             why: Insecurity::NotRegularFile,
+        });
+    }
+    let (uid, euid) = (meta.uid(), rustix::process::geteuid().as_raw());
+    if !opts.trusts(uid, euid) {
+        return Err(Error::Insecure {
+            path: path.to_owned(),
+            why: Insecurity::UntrustedOwner { uid },
         });
     }
     let mode = meta.mode() & 0o7777;
