@@ -33,6 +33,9 @@ pub struct RawWriter {
     slots: Slots,
     /// Reused per commit: the words that change.
     changed: Vec<u32>,
+    /// Publishes since the last one that compared the new value with the current one; `None`
+    /// while publishes change few words (and are compared, so that a slot gets only those).
+    blind: Option<u32>,
     /// The writer lock, dropped last (after `Drop` flagged the file closed).
     _lock: WriterLock,
 }
@@ -116,6 +119,7 @@ impl RawWriter {
             seq,
             current,
             changed: Vec::new(),
+            blind: None,
             _lock: lock,
         }
     }
@@ -214,64 +218,130 @@ impl RawWriter {
     /// Commits a whole new payload, `payload_size` bytes (the bytes past it, to the end of the
     /// last word, are zero). Compares it with the current value word by word while storing, so
     /// an unchanged word costs no store unless the slot lacks it.
+    // One index walks three slices of proven lengths (source, current value, slot): the
+    // iterator form clippy suggests zips them and measured slower.
+    #[allow(clippy::needless_range_loop)]
     pub(crate) fn publish_bytes(&mut self, bytes: &[u8]) -> u64 {
         debug_assert_eq!(bytes.len(), self.header.payload_size as usize);
+        if self.slots.stores_whole() {
+            return self.publish_small(bytes);
+        }
         let wake = self.waker.before_commit(&self.map);
         let target = self.target_slot();
         let whole = self.slots.lacks_all(target);
         let limit = self.slots.limit();
+        // After a publish that changed most words, the next ones are stored blind, and one in
+        // `RECHECK` is compared again to notice when publishes start changing few words.
+        const RECHECK: u32 = 16;
+        let blind = self.slots.stores_whole()
+            || self
+                .blind
+                .is_some_and(|since| !since.is_multiple_of(RECHECK));
         let mut changed = std::mem::take(&mut self.changed);
-        changed.clear();
-        let mut all = false;
-        let current = &mut self.current;
+        // Indexed, not pushed: no capacity check per word in the loop below.
+        changed.resize(limit, 0);
+        let mut n = 0usize;
+        let current = self.current.as_mut_slice();
         let slots = &self.slots;
         self.seq = self.map.ring().commit(self.seq, |slot| {
             let (full, tail) = bytes.split_at(bytes.len() / 8 * 8);
-            let mut note = |i: usize| {
-                if changed.len() < limit {
-                    changed.push(i as u32);
-                } else {
-                    all = true;
-                }
+            let words = full.len() / 8;
+            let (cur, cur_tail) = current.split_at_mut(words);
+            let list = &mut changed[..limit];
+            // Plain index loops over slices of proven lengths (no bounds checks left), one for
+            // a slot that lacks everything (stored as we go) and one for a slot brought up to
+            // date from the list afterwards.
+            let (src, dst) = (&full[..words * 8], &slot[..words]);
+            let word = |i: usize| {
+                let b = &src[i * 8..i * 8 + 8];
+                u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
             };
-            for (i, chunk) in full.chunks_exact(8).enumerate() {
-                let w = u64::from_ne_bytes([
-                    chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
-                ]);
-                if w != current[i] {
-                    current[i] = w;
-                    note(i);
-                }
-                if whole {
+            if blind {
+                // Store it whole and track nothing: a small payload (`slots::WHOLE_UP_TO`), or
+                // publishes that change most words anyway, where comparing costs more than the
+                // stores it saves.
+                for i in 0..words {
+                    let w = word(i);
                     // Relaxed: published by the ring's release store of the new `seq`.
-                    slot[i].store(w, Ordering::Relaxed);
+                    dst[i].store(w, Ordering::Relaxed);
+                    cur[i] = w;
+                }
+            } else if whole {
+                for i in 0..words {
+                    let w = word(i);
+                    // Relaxed: published by the ring's release store of the new `seq`.
+                    dst[i].store(w, Ordering::Relaxed);
+                    if w != cur[i] {
+                        cur[i] = w;
+                        if n < list.len() {
+                            list[n] = i as u32;
+                        }
+                        n += 1;
+                    }
+                }
+            } else {
+                for i in 0..words {
+                    let w = word(i);
+                    if w != cur[i] {
+                        cur[i] = w;
+                        if n < list.len() {
+                            list[n] = i as u32;
+                        }
+                        n += 1;
+                    }
                 }
             }
             if !tail.is_empty() {
-                let i = full.len() / 8;
                 let w = word_of(tail, 0);
-                if w != current[i] {
-                    current[i] = w;
-                    note(i);
+                if w != cur_tail[0] {
+                    cur_tail[0] = w;
+                    if n < list.len() {
+                        list[n] = words as u32;
+                    }
+                    n += 1;
                 }
                 if whole {
-                    slot[i].store(w, Ordering::Relaxed);
+                    slot[words].store(w, Ordering::Relaxed);
                 }
             }
-            let now = if all {
+            let now = if blind || n > limit {
                 Changed::All
             } else {
-                Changed::Words(&changed)
+                Changed::Words(&changed[..n])
             };
-            slots.bring_up_to_date(target, now, current, slot, whole);
+            slots.bring_up_to_date(target, now, current, slot, whole || blind);
         });
+        let all = blind || n > limit;
+        self.blind = match (blind, all) {
+            (true, _) => self.blind.map(|since| since + 1),
+            (false, true) => Some(1),
+            (false, false) => None,
+        };
         let now = if all {
             Changed::All
         } else {
-            Changed::Words(&changed)
+            Changed::Words(&changed[..n])
         };
         self.slots.committed(target, now);
         self.changed = changed;
+        self.waker.after_commit(&self.map, wake);
+        self.seq >> 1
+    }
+
+    /// `publish_bytes` of a small payload (`slots::WHOLE_UP_TO`): every word stored, nothing
+    /// compared or tracked — the hand-written seqlock's loop.
+    #[inline]
+    fn publish_small(&mut self, bytes: &[u8]) -> u64 {
+        let wake = self.waker.before_commit(&self.map);
+        let current = self.current.as_mut_slice();
+        self.seq = self.map.ring().commit(self.seq, |slot| {
+            for (i, (s, c)) in slot.iter().zip(current.iter_mut()).enumerate() {
+                let w = word_of(bytes, i);
+                // Relaxed: published by the ring's release store of the new `seq`.
+                s.store(w, Ordering::Relaxed);
+                *c = w;
+            }
+        });
         self.waker.after_commit(&self.map, wake);
         self.seq >> 1
     }

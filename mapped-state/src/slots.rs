@@ -7,6 +7,10 @@ use crate::sync::{AtomicU64, Ordering};
 /// Most word indices remembered per slot before it is marked for a whole rewrite.
 const MAX_PENDING: usize = 4096;
 
+/// Payloads of at most this many words are stored whole on every commit: for them a list of
+/// changed words costs more to keep than the stores it saves.
+pub(crate) const WHOLE_UP_TO: usize = 16;
+
 /// What a slot lacks compared with the writer's current value.
 #[derive(Clone, Debug)]
 enum Lacks {
@@ -28,6 +32,8 @@ pub(crate) enum Changed<'a> {
 /// Per slot, the words it lacks.
 #[derive(Debug)]
 pub(crate) struct Slots {
+    /// Every commit stores the whole payload (`WHOLE_UP_TO`): nothing is tracked.
+    whole: bool,
     lacks: Vec<Lacks>,
     /// A slot lacking more words than this is rewritten whole (cheaper than the list).
     limit: usize,
@@ -45,6 +51,7 @@ impl Slots {
             }
         };
         Slots {
+            whole: words <= WHOLE_UP_TO,
             lacks: (0..n).map(|_| fresh()).collect(),
             limit: (words / 2).clamp(1, MAX_PENDING),
         }
@@ -56,12 +63,20 @@ impl Slots {
     }
 
     /// Whether slot `t` must be rewritten whole by the next commit into it.
+    #[inline]
     pub(crate) fn lacks_all(&self, t: usize) -> bool {
-        matches!(self.lacks[t], Lacks::All)
+        self.whole || matches!(self.lacks[t], Lacks::All)
+    }
+
+    /// Whether every commit stores the whole payload (small payloads), tracking nothing.
+    #[inline]
+    pub(crate) fn stores_whole(&self) -> bool {
+        self.whole
     }
 
     /// Stores into `slot` (slot `t`) every word it lacks, plus the words `changed`, from
     /// `current`; skips the whole rewrite when the caller already stored every word (`stored`).
+    #[inline]
     pub(crate) fn bring_up_to_date(
         &self,
         t: usize,
@@ -71,6 +86,12 @@ impl Slots {
         stored: bool,
     ) {
         if stored {
+            return;
+        }
+        if self.whole {
+            for (w, &v) in slot.iter().zip(current) {
+                w.store(v, Ordering::Relaxed);
+            }
             return;
         }
         let store = |i: u32| {
@@ -93,22 +114,23 @@ impl Slots {
 
     /// Records a commit into slot `t` that changed `changed`: `t` lacks nothing now, every
     /// other slot lacks those words too.
+    #[inline]
     pub(crate) fn committed(&mut self, t: usize, changed: Changed<'_>) {
+        if self.whole {
+            return;
+        }
         let limit = self.limit;
         for (j, lacks) in self.lacks.iter_mut().enumerate() {
             if j == t {
-                *lacks = Lacks::Words(match std::mem::replace(lacks, Lacks::All) {
-                    Lacks::Words(mut v) => {
-                        v.clear();
-                        v
-                    }
-                    Lacks::All => Vec::new(),
-                });
+                match lacks {
+                    Lacks::Words(v) => v.clear(),
+                    Lacks::All => *lacks = Lacks::Words(Vec::new()),
+                }
                 continue;
             }
             match (&mut *lacks, changed) {
                 (Lacks::All, _) => {}
-                (l, Changed::All) => *l = Lacks::All,
+                (_, Changed::All) => *lacks = Lacks::All,
                 (Lacks::Words(v), Changed::Words(now)) => {
                     if v.len() + now.len() > limit {
                         *lacks = Lacks::All;
