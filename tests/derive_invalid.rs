@@ -33,7 +33,7 @@ const VALUE: Checked = Checked {
     tail: 99,
 };
 
-/// Payload copy 0 starts here; copy 1 one stride later (see docs/FORMAT.md).
+/// Slot 0 of the ring starts here; slot 1 one stride later (see docs/FORMAT.md).
 const PAYLOAD_OFFSET: u64 = 256;
 
 fn offset_of(name: &str) -> usize {
@@ -43,7 +43,7 @@ fn offset_of(name: &str) -> usize {
     }
 }
 
-/// Writes `bytes` at the field's offset in both payload copies.
+/// Writes `bytes` at the field's offset in slots 0 and 1 (version 0 is read from slot 0).
 fn poke(path: &Path, field: &str, bytes: &[u8]) {
     let stride = align_up(Checked::TYPE.size, 64) as u64;
     let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();

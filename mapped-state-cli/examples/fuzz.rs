@@ -7,52 +7,16 @@
 //! `FUZZ_KEEP=1` keeps the work directory (with `slowest.state`, the slowest input);
 //! `FUZZ_SHOW_PANICS=1` prints each panic's message.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 #[path = "../fuzz/corpus.rs"]
 mod corpus;
+#[path = "../fuzz/counting.rs"]
+mod counting;
 #[path = "../fuzz/engine.rs"]
 mod engine;
 #[path = "../../examples/shared/telemetry.rs"]
 mod telemetry;
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-static BASE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so the
-// allocator contract is `System`'s; the counters are only statistics.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let now = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: `ptr` was allocated by `System` (through `alloc`) with `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
-
-fn reset() {
-    let live = LIVE.load(Ordering::Relaxed);
-    BASE.store(live, Ordering::Relaxed);
-    PEAK.store(live, Ordering::Relaxed);
-}
-
-fn peak() -> usize {
-    PEAK.load(Ordering::Relaxed)
-        .saturating_sub(BASE.load(Ordering::Relaxed))
-}
+use counting::{peak, reset};
 
 fn arg(args: &[String], name: &str, default: u64) -> u64 {
     match args.iter().position(|a| a == name) {

@@ -2,62 +2,21 @@
 //! linear in the file: every operation's peak heap, measured by a counting global allocator (in
 //! this test binary of its own), stays within 16 times the file plus a constant.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use mapped_state::{dynamic, Error, OpenOptions, RawReader, Reader, Writer};
 
 #[path = "../fuzz/corpus.rs"]
 mod corpus;
+#[path = "../fuzz/counting.rs"]
+mod counting;
 #[path = "../../examples/shared/telemetry.rs"]
 mod telemetry;
 
 use corpus::Hostile;
+use counting::peak_of;
 use telemetry::Telemetry;
-
-/// Counts live heap bytes and the highest count since the last reset.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-fn grew(n: usize) {
-    let now = LIVE.fetch_add(n, Ordering::Relaxed) + n;
-    PEAK.fetch_max(now, Ordering::Relaxed);
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so the
-// allocator contract is `System`'s; the counters are only statistics.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        grew(layout.size());
-        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: `ptr` was allocated by `System` (through `alloc`) with `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        grew(new_size);
-        // SAFETY: `ptr` was allocated by `System` with `layout`; forwarded unchanged.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        // Both blocks may exist during the move, so the peak counts both; then the old goes.
-        LIVE.fetch_sub(
-            if p.is_null() { new_size } else { layout.size() },
-            Ordering::Relaxed,
-        );
-        p
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
 
 /// One measurement at a time: the counters are global, and tests run on several threads.
 static MEASURING: Mutex<()> = Mutex::new(());
@@ -66,14 +25,6 @@ static MEASURING: Mutex<()> = Mutex::new(());
 /// count against the operation measured.
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     MEASURING.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Peak heap bytes `f` used beyond what was live when it started.
-fn peak_of<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    let base = LIVE.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
-    let r = f();
-    (r, PEAK.load(Ordering::Relaxed).saturating_sub(base))
 }
 
 /// What any operation on a file of `len` bytes may use: 16 times the file, plus the decoder's

@@ -33,8 +33,8 @@
 use crate::sync::{fence, spin_loop, yield_now, AtomicU64, Ordering};
 
 /// Fault-injection bits for the loom negative controls: each removes or loosens one part of the
-/// protocol, and the model must then find a torn or mislabelled read. Compiled only for the model.
-#[cfg(loom)]
+/// protocol, and the model must then find a torn or mislabelled read. Production code passes `0`
+/// (the module is public only under `cfg(loom)`, where the model reaches it).
 pub mod faults {
     /// Writer: no release fence between publishing the odd `seq` and writing the slot.
     pub const NO_WRITE_FENCE: u16 = 1;
@@ -55,20 +55,6 @@ pub mod faults {
     /// Recovery: complete the commit without repairing the interrupted slot.
     pub const NO_RECOVER_COPY: u16 = 256;
     /// Writer: store the odd `seq` relaxed instead of release.
-    pub const RELAXED_ODD_SEQ: u16 = 512;
-}
-
-#[cfg(not(loom))]
-mod faults {
-    pub const NO_WRITE_FENCE: u16 = 1;
-    pub const NO_READ_FENCE_BEFORE: u16 = 2;
-    pub const NO_READ_FENCE_AFTER: u16 = 4;
-    pub const NO_VALIDATE: u16 = 8;
-    pub const LOOSE_RULE: u16 = 16;
-    pub const WRONG_SLOT: u16 = 32;
-    pub const NO_RECOVER_FENCE: u16 = 64;
-    pub const ROLL_BACK: u16 = 128;
-    pub const NO_RECOVER_COPY: u16 = 256;
     pub const RELAXED_ODD_SEQ: u16 = 512;
 }
 
@@ -141,6 +127,7 @@ impl<'a> Ring<'a> {
     /// the file was opened): a wrong one can only make slicing panic, never access memory
     /// outside `slots`.
     #[inline]
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn from_validated(
         seq: &'a AtomicU64,
         slots: &'a [AtomicU64],
