@@ -20,6 +20,8 @@ pub struct CreateOptions {
     pub(crate) mode: u32,
     pub(crate) replace: bool,
     pub(crate) slots: u64,
+    pub(crate) group: Option<u32>,
+    pub(crate) allow_shared_writable: bool,
 }
 
 impl Default for CreateOptions {
@@ -28,6 +30,8 @@ impl Default for CreateOptions {
             mode: 0o600,
             replace: false,
             slots: crate::format::DEFAULT_SLOTS,
+            group: None,
+            allow_shared_writable: false,
         }
     }
 }
@@ -39,10 +43,29 @@ impl CreateOptions {
     }
 
     /// Permission bits of the new file (default `0o600`: readers must run as the same user).
-    /// `0o644` lets every user read it. Bits `0o022` are accepted but make readers refuse the
-    /// file unless they opt in with `OpenOptions::allow_shared_writable`.
+    /// `0o640` with [`group`](Self::group) shares it with one group, `0o644` with every user.
+    /// A mode with group or other *write* bits (`0o022`) is refused with
+    /// [`Insecurity::WritableByOthers`](crate::Insecurity::WritableByOthers): every reader would
+    /// refuse the file (others could rewrite it under them), unless asked with
+    /// [`allow_shared_writable`](Self::allow_shared_writable).
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = mode & 0o7777;
+        self
+    }
+
+    /// The group the new file belongs to (default: the creating process's), so that a mode such
+    /// as `0o640` shares it with exactly that group. The creator must be allowed to give the
+    /// file that group (be a member, or privileged). Readers of another user must still trust
+    /// the file's owner ([`OpenOptions::trust_owner`](crate::OpenOptions::trust_owner)).
+    pub fn group(mut self, gid: u32) -> Self {
+        self.group = Some(gid);
+        self
+    }
+
+    /// Create the file even with a mode that lets group or other users write it (which readers
+    /// refuse unless they opt in with `OpenOptions::allow_shared_writable`). Default: refuse.
+    pub fn allow_shared_writable(mut self, yes: bool) -> Self {
+        self.allow_shared_writable = yes;
         self
     }
 
@@ -118,6 +141,12 @@ pub(crate) fn create(
             std::io::Error::other("path has no file name"),
         )
     })?;
+    if opts.mode & 0o022 != 0 && !opts.allow_shared_writable {
+        return Err(Error::Insecure {
+            path: path.to_owned(),
+            why: crate::error::Insecurity::WritableByOthers { mode: opts.mode },
+        });
+    }
     let lock = acquire(path, || recorded_pid(path))?;
     // Holding the path's lock, no other creator of this path runs: any temporary of it is the
     // leftover of a creator that died (before `O_TMPFILE`, or where it is not supported).
@@ -180,6 +209,10 @@ fn fill(
     let io = |op| move |e| Error::io(tmp, op, e);
     // The create's mode is filtered by the umask; the caller asked for exactly this mode.
     use std::os::unix::fs::PermissionsExt;
+    if let Some(gid) = opts.group {
+        std::os::unix::fs::fchown(file, None, Some(gid)).map_err(io("chown to the group"))?;
+    }
+    // After the chown, which may clear set-id bits: the caller asked for exactly this mode.
     file.set_permissions(std::fs::Permissions::from_mode(opts.mode))
         .map_err(io("chmod"))?;
     crate::os::preallocate(file, header.file_len).map_err(io("preallocate"))?;

@@ -321,17 +321,19 @@ fn keeper_loop(map: &Mapping, state: &KeeperState, period: Duration) {
             }
             std::thread::park();
         }
-        let mut last = ring.seq();
+        // Unknown: commits the writer made in the burst before this thread got to run are not
+        // announced yet, so the first look always wakes.
+        let mut last: Option<u64> = None;
         loop {
             std::thread::park_timeout(period);
             // Read `stop` before `seq`: the writer sets it after its last commit.
             let stopping = state.stop.load(Ordering::Acquire);
             let seq = ring.seq();
-            let mut hand_back = seq == last;
-            if seq != last {
-                // Half-steps: two per commit.
-                let commits = seq.wrapping_sub(last) / 2;
-                last = seq;
+            let mut hand_back = last == Some(seq);
+            if last != Some(seq) {
+                // Half-steps: two per commit (a first look counts as a full burst).
+                let commits = last.map_or(u64::MAX, |l| seq.wrapping_sub(l) / 2);
+                last = Some(seq);
                 map.commit_time().store(wall_ns(), Ordering::Relaxed);
                 state.wakes.fetch_add(1, Ordering::Relaxed);
                 let woke = wake_all(map);
