@@ -114,20 +114,13 @@ impl<'a> Ring<'a> {
             words <= stride && (n as usize).checked_mul(stride) == Some(slots.len()),
             "ring geometry does not fit its words"
         );
-        Ring {
-            seq,
-            slots,
-            stride,
-            words,
-            n,
-        }
+        Self::from_validated(seq, slots, n, stride, words)
     }
 
     /// `new` without its checks, for a geometry already validated (the mapping's, checked when
     /// the file was opened): a wrong one can only make slicing panic, never access memory
     /// outside `slots`.
     #[inline]
-    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn from_validated(
         seq: &'a AtomicU64,
         slots: &'a [AtomicU64],
