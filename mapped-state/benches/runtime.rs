@@ -66,7 +66,7 @@ fn wake_policy(c: &mut Criterion) {
 }
 
 /// Publishes alternating between two values that differ in every word (the worst case: every
-/// word is stored into both copies).
+/// word is stored into the commit's slot).
 fn publish_of<const N: usize>(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     dir: &Path,

@@ -41,7 +41,7 @@ macro_rules! align_markers {
     )*};
 }
 
-// Up to 64: the largest payload alignment format v1 accepts (`format::MAX_ALIGN`).
+// Up to 64: the largest payload alignment the format accepts (`format::MAX_ALIGN`).
 align_markers!(A1 = 1, A2 = 2, A4 = 4, A8 = 8, A16 = 16, A32 = 32, A64 = 64);
 
 /// A type of exactly `SIZE` bytes aligned to `ALIGN` (when `SIZE` is a multiple of `ALIGN`, as
