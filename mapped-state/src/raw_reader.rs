@@ -50,8 +50,7 @@ impl RawReader {
     }
 
     pub(crate) fn from_validated(path: &Path, v: crate::open::Validated) -> Result<Self, Error> {
-        let map = Mapping::read_only(&v.file, &v.header, v.canary)
-            .map_err(|e| Error::io(path, "mmap", e))?;
+        let map = Mapping::read_only(&v.file, &v.header).map_err(|e| Error::io(path, "mmap", e))?;
         Ok(RawReader {
             map,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
@@ -100,10 +99,8 @@ impl RawReader {
     /// `out`; returns the version.
     pub fn snapshot_into(&self, out: &mut [u8]) -> Result<u64, Error> {
         let n = out.len().min(self.header.payload_size as usize);
-        let v = crate::words::read_into(&self.map.ring(), 0, &mut out[..n], self.max_attempts)
-            .map_err(|attempts| self.contended(attempts))?;
-        self.intact()?;
-        Ok(v)
+        crate::words::read_into(&self.map.ring(), 0, &mut out[..n], self.max_attempts)
+            .map_err(|attempts| self.contended(attempts))
     }
 
     /// A consistent copy of the payload of version `version`, if it is still in the ring.
@@ -115,23 +112,8 @@ impl RawReader {
         let mut buf = vec![0u64; words];
         ring.try_read_version(version, first, words, |i, w| buf[i] = w)
             .map_err(|past| self.past(version, past))?;
-        self.intact()?;
         out.copy_from_slice(&crate::words::bytes_of(&buf)[..size]);
         Ok(out)
-    }
-
-    /// `Ok` unless the file was truncated under the mapping (checked after every accepted read
-    /// that can report it; see `Mapping::intact`).
-    #[inline(always)]
-    fn intact(&self) -> Result<(), Error> {
-        if self.map.intact() {
-            Ok(())
-        } else {
-            Err(Error::Truncated {
-                path: self.path.clone(),
-                len: self.header.file_len,
-            })
-        }
     }
 
     fn contended(&self, attempts: u32) -> Error {
@@ -174,10 +156,8 @@ impl RawReader {
     /// Reads and decodes a whole `T` at once. The caller has checked the schema.
     #[inline(always)]
     pub(crate) fn load<T: MappedState>(&self) -> Result<(T, u64), Error> {
-        let r = read_value::<T>(&self.map.ring(), 0, None, self.max_attempts)
-            .map_err(|e| self.read_error(e, 0, None))?;
-        self.intact()?;
-        Ok(r)
+        read_value::<T>(&self.map.ring(), 0, None, self.max_attempts)
+            .map_err(|e| self.read_error(e, 0, None))
     }
 
     /// Reads and decodes a whole `T` into `out` where it stands. The caller has checked the
@@ -187,19 +167,15 @@ impl RawReader {
         &self,
         out: &mut std::mem::MaybeUninit<T>,
     ) -> Result<u64, Error> {
-        let v =
-            crate::words::read_value_into::<T>(&self.map.ring(), 0, None, self.max_attempts, out)
-                .map_err(|e| self.read_error(e, 0, None))?;
-        self.intact()?;
-        Ok(v)
+        crate::words::read_value_into::<T>(&self.map.ring(), 0, None, self.max_attempts, out)
+            .map_err(|e| self.read_error(e, 0, None))
     }
 
     /// Reads and decodes version `version` of a whole `T`, if it is still in the ring.
     pub(crate) fn load_version<T: MappedState>(&self, version: u64) -> Result<T, Error> {
-        let (v, _) = read_value::<T>(&self.map.ring(), 0, Some(version), 1)
-            .map_err(|e| self.read_error(e, version, None))?;
-        self.intact()?;
-        Ok(v)
+        read_value::<T>(&self.map.ring(), 0, Some(version), 1)
+            .map(|(v, _)| v)
+            .map_err(|e| self.read_error(e, version, None))
     }
 
     /// Reads the field of type `F` at payload byte `offset`, touching only its words, validating
@@ -207,17 +183,14 @@ impl RawReader {
     #[doc(hidden)]
     #[inline]
     pub fn read_field<F: MappedState>(&self, offset: usize, name: &str) -> Result<F, Error> {
-        let (v, _) = read_value::<F>(&self.map.ring(), offset, None, self.max_attempts)
-            .map_err(|e| self.read_error(e, 0, Some((name, offset))))?;
-        self.intact()?;
-        Ok(v)
+        read_value::<F>(&self.map.ring(), offset, None, self.max_attempts)
+            .map(|(v, _)| v)
+            .map_err(|e| self.read_error(e, 0, Some((name, offset))))
     }
 
     /// Reads the always-valid field of type `F` at payload byte `offset`, touching only its words.
     /// Retries until consistent (a read is disturbed only when the writer laps it by the ring's
-    /// slot count minus one), so it cannot fail — and so, having no error to report, it does not
-    /// check for truncation: on a file truncated inside its last page it may return zeros.
-    /// `load`, `load_into` and the fallible accessors refuse such a file (`Error::Truncated`).
+    /// slot count minus one), so it cannot fail.
     #[doc(hidden)]
     #[inline]
     pub fn read_plain<F: Plain>(&self, offset: usize) -> F {
