@@ -702,3 +702,15 @@ fn an_invalid_value_is_reported_once_and_counted_as_skipped() {
         .expect("the valid commit");
     assert_eq!((u.value, u.version, u.skipped), ([true; 8], 2, 1));
 }
+
+#[test]
+#[should_panic(expected = "goes past the payload")]
+fn a_raw_write_whose_end_overflows_panics_instead_of_committing_nothing() {
+    use mapped_state::WriteView;
+    let dir = TempDir::new("updates-overflow");
+    let path = dir.join("o.state");
+    let mut w = Writer::<u64>::create(&path, &0).expect("create");
+    // `offset + len` wraps to 1: a check without overflow checking would pass and commit an
+    // empty write.
+    w.raw_mut().write_bytes(usize::MAX, &[1, 2]);
+}

@@ -218,6 +218,16 @@ pub enum Error {
         superseded: bool,
     },
 
+    /// The file was truncated while mapped: what a read found can be zeros of the lost bytes,
+    /// not a committed value, so it is refused. Reopening the path gives the file's real state.
+    #[error("{path}: truncated while open (it was {len} bytes): the value read may be lost bytes, not a committed value; reopen the file")]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// Its length when it was opened.
+        len: u64,
+    },
+
     /// A version asked for is no longer in the ring: the writer has overwritten its slot (or
     /// was overwriting it during the read), so it can never be read again.
     #[error("{path}: version {version} is gone: the writer has overwritten it (the newest is {newest}; the ring holds as many versions as it has slots, see `CreateOptions::slots`)")]
@@ -289,6 +299,7 @@ impl Error {
             | Error::InvalidValue { path, .. }
             | Error::WriterGone { path, .. }
             | Error::VersionGone { path, .. }
+            | Error::Truncated { path, .. }
             | Error::VersionNotYet { path, .. }
             | Error::UnsupportedType { path, .. } => path,
         }

@@ -37,6 +37,10 @@ pub(crate) struct Mapping {
     stride: usize,
     /// Words per payload.
     words: usize,
+    /// Byte offset of the manifest (8-aligned: it follows the last slot) and its first word as
+    /// validated, for `intact`.
+    manifest_offset: usize,
+    canary: u64,
 }
 
 // SAFETY: the mapping is shared memory accessed only through atomics (module docs), so handing
@@ -58,13 +62,16 @@ impl std::fmt::Debug for Mapping {
 }
 
 impl Mapping {
-    /// Maps `file` read-only. `header` must have been validated against this file's length.
-    pub(crate) fn read_only(file: &File, header: &Header) -> io::Result<Self> {
+    /// Maps `file` read-only. `header` must have been validated against this file's length;
+    /// `canary` is the manifest's first word as validated.
+    pub(crate) fn read_only(file: &File, header: &Header, canary: u64) -> io::Result<Self> {
         let len = usize::try_from(header.file_len).map_err(io::Error::other)?;
         let map = memmap2::MmapOptions::new()
             .len(len)
             .map_raw_read_only(file)?;
-        Self::new(map, header)
+        let mut m = Self::new(map, header)?;
+        m.canary = canary;
+        Ok(m)
     }
 
     /// Maps `file` read-write. The caller holds the writer lock; `header` is validated.
@@ -92,6 +99,12 @@ impl Mapping {
                 "mapping does not fit the validated header",
             ));
         }
+        let manifest_offset = usize::try_from(header.manifest_offset).map_err(io::Error::other)?;
+        if !manifest_offset.is_multiple_of(8) || manifest_offset >= len {
+            return Err(io::Error::other(
+                "mapping does not fit the validated header",
+            ));
+        }
         Ok(Mapping {
             base: map.as_mut_ptr(),
             map,
@@ -99,6 +112,8 @@ impl Mapping {
             slot_count: header.slot_count,
             stride,
             words,
+            manifest_offset,
+            canary: 0,
         })
     }
 
@@ -143,6 +158,21 @@ impl Mapping {
             self.stride,
             self.words,
         )
+    }
+
+    /// Whether the file still holds the bytes it was validated with at the start of its manifest,
+    /// which follows every slot: a truncation that reaches any slot data zeroes that word (the
+    /// rest of a truncated last page reads as zeros), so a read that checks this after it was
+    /// accepted never takes zeros of a truncated file for a value. One relaxed load of a cache
+    /// line nobody writes. (A truncation by whole pages makes an access to them raise SIGBUS
+    /// instead: the documented limit.)
+    #[inline(always)]
+    pub(crate) fn intact(&self) -> bool {
+        // SAFETY: `new` checked that `manifest_offset` is 8-aligned and inside the mapping (the
+        // manifest is at least one byte; the word's other bytes lie in the same page, past the
+        // file's end, where a mapping reads zeros); only ever loaded atomically, never written.
+        let w = unsafe { AtomicU64::from_ptr(self.base.add(self.manifest_offset).cast::<u64>()) };
+        w.load(std::sync::atomic::Ordering::Relaxed) == self.canary
     }
 
     /// The futex word, bumped whenever waiters are woken.

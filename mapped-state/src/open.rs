@@ -67,6 +67,9 @@ pub(crate) struct Validated {
     pub(crate) file: File,
     pub(crate) header: Header,
     pub(crate) schema: Type,
+    /// The manifest's first 8 bytes (zero past its end), as validated: the word a reader checks
+    /// to notice that the file was truncated under its mapping (`Mapping::intact`).
+    pub(crate) canary: u64,
 }
 
 /// Opens `path` (read-only unless `write`) refusing symlinks, non-regular files, files owned by
@@ -152,10 +155,14 @@ pub(crate) fn validate(path: &Path, file: File) -> Result<Validated, Error> {
         });
     }
     let schema = schema_from_manifest(path, &header, &manifest)?;
+    let mut head = [0u8; 8];
+    let n = manifest.len().min(8);
+    head[..n].copy_from_slice(&manifest[..n]);
     Ok(Validated {
         file,
         header,
         schema,
+        canary: u64::from_ne_bytes(head),
     })
 }
 

@@ -50,7 +50,8 @@ impl RawReader {
     }
 
     pub(crate) fn from_validated(path: &Path, v: crate::open::Validated) -> Result<Self, Error> {
-        let map = Mapping::read_only(&v.file, &v.header).map_err(|e| Error::io(path, "mmap", e))?;
+        let map = Mapping::read_only(&v.file, &v.header, v.canary)
+            .map_err(|e| Error::io(path, "mmap", e))?;
         Ok(RawReader {
             map,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
@@ -99,8 +100,10 @@ impl RawReader {
     /// `out`; returns the version.
     pub fn snapshot_into(&self, out: &mut [u8]) -> Result<u64, Error> {
         let n = out.len().min(self.header.payload_size as usize);
-        crate::words::read_into(&self.map.ring(), 0, &mut out[..n], self.max_attempts)
-            .map_err(|attempts| self.contended(attempts))
+        let v = crate::words::read_into(&self.map.ring(), 0, &mut out[..n], self.max_attempts)
+            .map_err(|attempts| self.contended(attempts))?;
+        self.check_intact()?;
+        Ok(v)
     }
 
     /// A consistent copy of the payload of version `version`, if it is still in the ring.
@@ -112,8 +115,31 @@ impl RawReader {
         let mut buf = vec![0u64; words];
         ring.try_read_version(version, first, words, |i, w| buf[i] = w)
             .map_err(|past| self.past(version, past))?;
+        self.check_intact()?;
         out.copy_from_slice(&crate::words::bytes_of(&buf)[..size]);
         Ok(out)
+    }
+
+    /// `Ok` unless the file was truncated under the mapping (`Error::Truncated`). Every read
+    /// that returns a `Result` checks this itself after its bytes were accepted; the infallible
+    /// accessors of always-valid fields (which have no error to return) do not, so a program
+    /// that reads only those can call this after a group of reads: one load of a word nobody
+    /// writes.
+    #[inline]
+    pub fn check_intact(&self) -> Result<(), Error> {
+        if self.map.intact() {
+            Ok(())
+        } else {
+            Err(self.truncated())
+        }
+    }
+
+    #[cold]
+    fn truncated(&self) -> Error {
+        Error::Truncated {
+            path: self.path.clone(),
+            len: self.header.file_len,
+        }
     }
 
     fn contended(&self, attempts: u32) -> Error {
@@ -143,6 +169,7 @@ impl RawReader {
         match e {
             ReadError::Contended(attempts) => self.contended(attempts),
             ReadError::Past(past) => self.past(version, past),
+            ReadError::Truncated => self.truncated(),
             ReadError::Invalid(source) => Error::InvalidValue {
                 path: self.path.clone(),
                 source: match name {
@@ -156,8 +183,10 @@ impl RawReader {
     /// Reads and decodes a whole `T` at once. The caller has checked the schema.
     #[inline(always)]
     pub(crate) fn load<T: MappedState>(&self) -> Result<(T, u64), Error> {
-        read_value::<T>(&self.map.ring(), 0, None, self.max_attempts)
-            .map_err(|e| self.read_error(e, 0, None))
+        read_value::<T>(&self.map.ring(), 0, None, self.max_attempts, || {
+            self.map.intact()
+        })
+        .map_err(|e| self.read_error(e, 0, None))
     }
 
     /// Reads and decodes a whole `T` into `out` where it stands. The caller has checked the
@@ -167,13 +196,20 @@ impl RawReader {
         &self,
         out: &mut std::mem::MaybeUninit<T>,
     ) -> Result<u64, Error> {
-        crate::words::read_value_into::<T>(&self.map.ring(), 0, None, self.max_attempts, out)
-            .map_err(|e| self.read_error(e, 0, None))
+        crate::words::read_value_into::<T>(
+            &self.map.ring(),
+            0,
+            None,
+            self.max_attempts,
+            || self.map.intact(),
+            out,
+        )
+        .map_err(|e| self.read_error(e, 0, None))
     }
 
     /// Reads and decodes version `version` of a whole `T`, if it is still in the ring.
     pub(crate) fn load_version<T: MappedState>(&self, version: u64) -> Result<T, Error> {
-        read_value::<T>(&self.map.ring(), 0, Some(version), 1)
+        read_value::<T>(&self.map.ring(), 0, Some(version), 1, || self.map.intact())
             .map(|(v, _)| v)
             .map_err(|e| self.read_error(e, version, None))
     }
@@ -183,19 +219,24 @@ impl RawReader {
     #[doc(hidden)]
     #[inline]
     pub fn read_field<F: MappedState>(&self, offset: usize, name: &str) -> Result<F, Error> {
-        read_value::<F>(&self.map.ring(), offset, None, self.max_attempts)
-            .map(|(v, _)| v)
-            .map_err(|e| self.read_error(e, 0, Some((name, offset))))
+        read_value::<F>(&self.map.ring(), offset, None, self.max_attempts, || {
+            self.map.intact()
+        })
+        .map(|(v, _)| v)
+        .map_err(|e| self.read_error(e, 0, Some((name, offset))))
     }
 
     /// Reads the always-valid field of type `F` at payload byte `offset`, touching only its words.
     /// Retries until consistent (a read is disturbed only when the writer laps it by the ring's
-    /// slot count minus one), so it cannot fail.
+    /// slot count minus one), so it cannot fail — and so, having no error to report, it does not
+    /// check for truncation: on a file truncated inside its last page it may return zeros.
+    /// `load`, `load_into` and the fallible accessors refuse such a file (`Error::Truncated`);
+    /// [`check_intact`](Self::check_intact) asks.
     #[doc(hidden)]
     #[inline]
     pub fn read_plain<F: Plain>(&self, offset: usize) -> F {
         loop {
-            match read_value::<F>(&self.map.ring(), offset, None, u32::MAX) {
+            match read_value::<F>(&self.map.ring(), offset, None, u32::MAX, || true) {
                 Ok((v, _)) => return v,
                 // Cannot happen for a `Plain` type (every bit pattern is valid) and `u32::MAX`
                 // attempts; a wrong hand-written `Plain` impl gets retried, never a panic.

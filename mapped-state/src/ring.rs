@@ -82,6 +82,16 @@ pub struct Ring<'a> {
     n: u64,
 }
 
+/// A slice consumer that loads each word (`Relaxed`) and hands `(index, word)` to `sink`.
+#[inline(always)]
+fn each_word<'a>(mut sink: impl FnMut(usize, u64)) -> impl FnMut(&'a [AtomicU64]) {
+    move |words| {
+        for (i, w) in words.iter().enumerate() {
+            sink(i, w.load(Ordering::Relaxed));
+        }
+    }
+}
+
 /// Spins first (a commit takes nanoseconds), then yields so a descheduled writer can finish.
 #[inline]
 pub(crate) fn backoff(attempt: u32) {
@@ -180,17 +190,29 @@ impl<'a> Ring<'a> {
     /// `None` when the writer lapped the read and what `sink` got must be discarded.
     #[inline]
     pub fn try_read(&self, first: usize, len: usize, sink: impl FnMut(usize, u64)) -> Option<u64> {
-        self.try_read_faulty::<0>(first, len, sink)
+        self.try_read_faulty::<0>(first, len, each_word(sink))
+    }
+
+    /// `try_read`, handing the slot's words `first..first + len` to `copy` as one slice (to load
+    /// with `Relaxed` loads in a plain loop, which the compiler keeps tight for a large read).
+    #[inline(always)]
+    pub fn try_read_slice(
+        &self,
+        first: usize,
+        len: usize,
+        copy: impl FnMut(&'a [AtomicU64]),
+    ) -> Option<u64> {
+        self.try_read_faulty::<0>(first, len, copy)
     }
 
     /// `try_read` with protocol parts removed, for the loom negative controls.
-    #[inline]
+    #[inline(always)]
     #[cfg_attr(not(loom), allow(dead_code))]
     pub(crate) fn try_read_faulty<const F: u16>(
         &self,
         first: usize,
         len: usize,
-        sink: impl FnMut(usize, u64),
+        copy: impl FnMut(&'a [AtomicU64]),
     ) -> Option<u64> {
         // Relaxed: ordering against the slot's words comes from the fence below.
         let s1 = self.seq.load(Ordering::Relaxed);
@@ -200,22 +222,21 @@ impl<'a> Ring<'a> {
             fence(Ordering::Acquire);
         }
         let c = s1 >> 1;
-        self.load_words::<F>(c, first, len, sink).then_some(c)
+        self.load_words::<F>(c, first, len, copy).then_some(c)
     }
 
-    /// Loads the words of version `v`'s slot into `sink` and validates them for version `v`.
-    #[inline]
+    /// Hands words `first..first + len` of version `v`'s slot to `copy`, which loads them
+    /// (`Relaxed`: a racing store may be seen; the validation below discards such a read), and
+    /// validates what it loaded for version `v`.
+    #[inline(always)]
     fn load_words<const F: u16>(
         &self,
         v: u64,
         first: usize,
         len: usize,
-        mut sink: impl FnMut(usize, u64),
+        mut copy: impl FnMut(&'a [AtomicU64]),
     ) -> bool {
-        for (i, w) in self.slot(v)[first..first + len].iter().enumerate() {
-            // Relaxed: a racing store may be seen; the validation below discards such a read.
-            sink(i, w.load(Ordering::Relaxed));
-        }
+        copy(&self.slot(v)[first..first + len]);
         if F & faults::NO_READ_FENCE_AFTER == 0 {
             // Pairs with the writer's release fence after its odd `seq` store: if any load above
             // saw a word of a later write into this slot, the re-load below sees that write began.
@@ -243,7 +264,7 @@ impl<'a> Ring<'a> {
         len: usize,
         sink: impl FnMut(usize, u64),
     ) -> Result<(), Past> {
-        self.try_read_version_faulty::<0>(h, first, len, sink)
+        self.try_read_version_faulty::<0>(h, first, len, each_word(sink))
     }
 
     /// `try_read_version` with protocol parts removed, for the loom negative controls.
@@ -253,7 +274,7 @@ impl<'a> Ring<'a> {
         h: u64,
         first: usize,
         len: usize,
-        sink: impl FnMut(usize, u64),
+        copy: impl FnMut(&'a [AtomicU64]),
     ) -> Result<(), Past> {
         let s1 = self.seq.load(Ordering::Relaxed);
         if F & faults::NO_READ_FENCE_BEFORE == 0 {
@@ -267,7 +288,7 @@ impl<'a> Ring<'a> {
         if c - h >= self.n {
             return Err(Past::Gone);
         }
-        if self.load_words::<F>(h, first, len, sink) {
+        if self.load_words::<F>(h, first, len, copy) {
             Ok(())
         } else {
             Err(Past::Gone)
@@ -282,10 +303,22 @@ impl<'a> Ring<'a> {
         first: usize,
         len: usize,
         max_attempts: u32,
-        mut sink: impl FnMut(usize, u64),
+        sink: impl FnMut(usize, u64),
+    ) -> Result<u64, u32> {
+        self.read_slice(first, len, max_attempts, each_word(sink))
+    }
+
+    /// `read`, handing the words to `copy` as one slice, as `try_read_slice` does.
+    #[inline(always)]
+    pub fn read_slice(
+        &self,
+        first: usize,
+        len: usize,
+        max_attempts: u32,
+        mut copy: impl FnMut(&'a [AtomicU64]),
     ) -> Result<u64, u32> {
         for attempt in 0..max_attempts {
-            if let Some(v) = self.try_read(first, len, &mut sink) {
+            if let Some(v) = self.try_read_slice(first, len, &mut copy) {
                 return Ok(v);
             }
             backoff(attempt);
@@ -412,7 +445,7 @@ impl Ring<'_> {
         len: usize,
         sink: impl FnMut(usize, u64),
     ) -> Option<u64> {
-        self.try_read_faulty::<F>(first, len, sink)
+        self.try_read_faulty::<F>(first, len, each_word(sink))
     }
     /// `try_read_version` with faults `F`.
     pub fn try_read_version_with<const F: u16>(
@@ -422,7 +455,7 @@ impl Ring<'_> {
         len: usize,
         sink: impl FnMut(usize, u64),
     ) -> Result<(), Past> {
-        self.try_read_version_faulty::<F>(h, first, len, sink)
+        self.try_read_version_faulty::<F>(h, first, len, each_word(sink))
     }
     /// `commit` with faults `F`.
     pub fn commit_with<const F: u16>(&self, seq: u64, write: impl FnOnce(&[AtomicU64])) -> u64 {
@@ -507,13 +540,13 @@ mod tests {
         let seq = ring.commit(0, fill(1));
         h.seq.store(seq + 1, Ordering::Relaxed);
         let mut got = 0;
-        assert!(ring.load_words::<0>(1, 0, 1, |_, w| got = w));
+        assert!(ring.load_words::<0>(1, 0, 1, each_word(|_, w| got = w)));
         assert_eq!(got, 1);
         // ...nor does its completion; the write of version 3 (into slot 1) does.
         h.seq.store(seq + 2, Ordering::Relaxed);
-        assert!(ring.load_words::<0>(1, 0, 1, |_, _| ()));
+        assert!(ring.load_words::<0>(1, 0, 1, each_word(|_, _| ())));
         h.seq.store(seq + 3, Ordering::Relaxed);
-        assert!(!ring.load_words::<0>(1, 0, 1, |_, _| ()));
+        assert!(!ring.load_words::<0>(1, 0, 1, each_word(|_, _| ())));
     }
 
     #[test]

@@ -39,7 +39,7 @@ fn put(dst: &mut [MaybeUninit<u8>], offset: usize, i: usize, w: u64) {
 /// Reads payload bytes `offset..offset + dst.len()` of the newest version into `dst`, retrying
 /// up to `max_attempts` times; returns the version, or the attempts made. On success every byte
 /// of `dst` is written.
-#[inline]
+#[inline(always)]
 fn read_bytes(
     ring: &Ring<'_>,
     offset: usize,
@@ -48,13 +48,16 @@ fn read_bytes(
 ) -> Result<u64, u32> {
     let (first, words) = word_span(offset, dst.len());
     if offset.is_multiple_of(8) && dst.len().is_multiple_of(8) {
-        // Whole words: one unaligned 8-byte store per word, straight into the destination.
+        // Whole words: one unaligned 8-byte store per word, straight into the destination, in
+        // a loop over the slot's words that the compiler keeps as tight as a hand-written one.
         let base = dst.as_mut_ptr().cast::<u8>();
-        ring.read(first, words, max_attempts, |i, w| {
-            if i < words {
-                // SAFETY: `dst` is `words * 8` bytes long and `i < words`, so the 8 bytes at
-                // `i * 8` are inside it; `write_unaligned` needs no alignment; any bytes may be
-                // stored into `MaybeUninit<u8>`s.
+        ring.read_slice(first, words, max_attempts, |src| {
+            for (i, w) in src.iter().take(words).enumerate() {
+                // Relaxed: the ring validates the read after this returns.
+                let w = w.load(std::sync::atomic::Ordering::Relaxed);
+                // SAFETY: `dst` is `words * 8` bytes long and `i < words` (`take`), so the 8
+                // bytes at `i * 8` are inside it; `write_unaligned` needs no alignment; any
+                // bytes may be stored into `MaybeUninit<u8>`s.
                 unsafe { base.add(i * 8).cast::<u64>().write_unaligned(w) };
             }
         })
@@ -83,6 +86,9 @@ pub(crate) enum ReadError {
     Past(crate::ring::Past),
     /// The bytes are not a valid value.
     Invalid(DecodeError),
+    /// The read was accepted but the file was truncated under the mapping: the bytes may be
+    /// zeros of lost pages, not a committed value.
+    Truncated,
 }
 
 /// The bytes of an initialized prefix of a buffer.
@@ -127,15 +133,20 @@ fn with_uninit<R>(len: usize, f: impl FnOnce(&mut [MaybeUninit<u8>]) -> R) -> R 
 /// Reads a `T` from payload byte `offset` of the newest version (or of version `history`),
 /// touching only its words: straight into the value when `T`'s memory is its encoding, then
 /// validated in place; else into a scratch buffer and decoded from there. Returns the version.
+/// `intact` is asked after the bytes were accepted (before they are validated or decoded) whether
+/// the file still holds them (`Mapping::intact`); it is asked inside, rather than by the caller
+/// afterwards, so that the value is built once where it is returned (a check after the read made
+/// the optimizer copy a large value a second time).
 #[inline(always)]
 pub(crate) fn read_value<T: MappedState>(
     ring: &Ring<'_>,
     offset: usize,
     history: Option<u64>,
     max_attempts: u32,
+    intact: impl Fn() -> bool,
 ) -> Result<(T, u64), ReadError> {
     let mut out = MaybeUninit::<T>::uninit();
-    let version = read_value_into(ring, offset, history, max_attempts, &mut out)?;
+    let version = read_value_into(ring, offset, history, max_attempts, intact, &mut out)?;
     // SAFETY: `read_value_into` succeeded, so `out` holds a valid `T`.
     Ok((unsafe { out.assume_init() }, version))
 }
@@ -149,15 +160,21 @@ pub(crate) fn read_value_into<T: MappedState>(
     offset: usize,
     history: Option<u64>,
     max_attempts: u32,
+    intact: impl Fn() -> bool,
     out: &mut MaybeUninit<T>,
 ) -> Result<u64, ReadError> {
     let size = T::TYPE.size;
     let fill = |dst: &mut [MaybeUninit<u8>]| -> Result<u64, ReadError> {
-        match history {
-            None => read_bytes(ring, offset, dst, max_attempts).map_err(ReadError::Contended),
+        let version = match history {
+            None => read_bytes(ring, offset, dst, max_attempts).map_err(ReadError::Contended)?,
             Some(h) => read_version_bytes(ring, h, offset, dst)
                 .map(|()| h)
-                .map_err(ReadError::Past),
+                .map_err(ReadError::Past)?,
+        };
+        if intact() {
+            Ok(version)
+        } else {
+            Err(ReadError::Truncated)
         }
     };
     match T::IN_PLACE {
