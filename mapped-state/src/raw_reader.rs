@@ -217,7 +217,7 @@ impl RawReader {
     /// Reads the field of type `F` at payload byte `offset`, touching only its words, validating
     /// it. Used by the derive's accessors; the field name goes into the error.
     #[doc(hidden)]
-    #[inline]
+    #[inline(always)]
     pub fn read_field<F: MappedState>(&self, offset: usize, name: &str) -> Result<F, Error> {
         read_value::<F>(&self.map.ring(), offset, None, self.max_attempts, || {
             self.map.intact()
@@ -233,7 +233,7 @@ impl RawReader {
     /// `load`, `load_into` and the fallible accessors refuse such a file (`Error::Truncated`);
     /// [`check_intact`](Self::check_intact) asks.
     #[doc(hidden)]
-    #[inline]
+    #[inline(always)]
     pub fn read_plain<F: Plain>(&self, offset: usize) -> F {
         loop {
             match read_value::<F>(&self.map.ring(), offset, None, u32::MAX, || true) {

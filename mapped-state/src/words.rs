@@ -164,19 +164,6 @@ pub(crate) fn read_value_into<T: MappedState>(
     out: &mut MaybeUninit<T>,
 ) -> Result<u64, ReadError> {
     let size = T::TYPE.size;
-    let fill = |dst: &mut [MaybeUninit<u8>]| -> Result<u64, ReadError> {
-        let version = match history {
-            None => read_bytes(ring, offset, dst, max_attempts).map_err(ReadError::Contended)?,
-            Some(h) => read_version_bytes(ring, h, offset, dst)
-                .map(|()| h)
-                .map_err(ReadError::Past)?,
-        };
-        if intact() {
-            Ok(version)
-        } else {
-            Err(ReadError::Truncated)
-        }
-    };
     match T::IN_PLACE {
         Some(proof) => {
             // SAFETY: `proof` says `size_of::<T>() == size`; any bytes may be written into a
@@ -184,7 +171,7 @@ pub(crate) fn read_value_into<T: MappedState>(
             let dst = unsafe {
                 std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<MaybeUninit<u8>>(), size)
             };
-            let version = fill(dst)?;
+            let version = fill(ring, offset, history, max_attempts, &intact, dst)?;
             if proof.validates() {
                 // SAFETY: `fill` succeeded, so it wrote every byte of `dst`.
                 T::validate(unsafe { assume_init(dst) }).map_err(ReadError::Invalid)?;
@@ -194,12 +181,38 @@ pub(crate) fn read_value_into<T: MappedState>(
             Ok(version)
         }
         None => with_uninit(size, |dst| {
-            let version = fill(dst)?;
+            let version = fill(ring, offset, history, max_attempts, &intact, dst)?;
             // SAFETY: `fill` succeeded, so it wrote every byte of `dst`.
             let bytes = unsafe { assume_init(dst) };
             out.write(T::decode(bytes).map_err(ReadError::Invalid)?);
             Ok(version)
         }),
+    }
+}
+
+/// The bytes of `read_value_into`: the newest version's (or version `history`'s) payload bytes
+/// `offset..offset + dst.len()` into `dst`, then `intact` asked. A function rather than a
+/// closure so that it can be forced inline: each accessor calls it with a constant offset and
+/// size, which folds the general word-splitting code away.
+#[inline(always)]
+fn fill(
+    ring: &Ring<'_>,
+    offset: usize,
+    history: Option<u64>,
+    max_attempts: u32,
+    intact: &impl Fn() -> bool,
+    dst: &mut [MaybeUninit<u8>],
+) -> Result<u64, ReadError> {
+    let version = match history {
+        None => read_bytes(ring, offset, dst, max_attempts).map_err(ReadError::Contended)?,
+        Some(h) => read_version_bytes(ring, h, offset, dst)
+            .map(|()| h)
+            .map_err(ReadError::Past)?,
+    };
+    if intact() {
+        Ok(version)
+    } else {
+        Err(ReadError::Truncated)
     }
 }
 
