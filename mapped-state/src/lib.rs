@@ -76,6 +76,8 @@ mod raw_writer;
 mod reader;
 #[cfg(not(loom))]
 pub mod schema;
+#[cfg(all(feature = "serde", not(loom)))]
+mod serde_impls;
 #[cfg(not(loom))]
 mod slots;
 #[cfg(not(loom))]
