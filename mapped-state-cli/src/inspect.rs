@@ -4,10 +4,11 @@
 use std::io::Write;
 use std::path::Path;
 
-use mapped_state::dynamic;
+use mapped_state::dynamic::{self, ValueRef};
 use mapped_state::{OpenOptions, RawReader};
 
 use crate::exit::{one_line, Exit, INVALID};
+use crate::json;
 use crate::render::{self, Capped, IoText};
 
 /// Opens and validates `path` (header and manifest).
@@ -157,26 +158,6 @@ pub fn fields_table(r: &RawReader, payload: &[u8], out: &mut dyn Write) -> Resul
     Ok(())
 }
 
-/// Writes what `f` renders to `out`, if it fits the file's output budget; otherwise writes
-/// nothing and gives the `too_large` error. `f` runs twice, first only counting, so that neither
-/// a cut-off document (JSON would not parse) nor a buffer of the whole output is needed.
-pub fn bounded(
-    r: &RawReader,
-    what: &str,
-    out: &mut dyn Write,
-    f: impl Fn(&mut dyn std::fmt::Write) -> std::fmt::Result,
-) -> Result<(), Exit> {
-    let mut count = Capped::new(render::Discard, render::output_budget(r.header().file_len));
-    if f(&mut count).is_err() {
-        return Err(too_large(r, what));
-    }
-    let mut sink = IoText { out, error: None };
-    match f(&mut sink) {
-        Ok(()) => Ok(()),
-        Err(_) => Err(sink.error.map_or_else(|| too_large(r, what), Exit::from)),
-    }
-}
-
 fn json_report(
     r: &RawReader,
     payload: &[u8],
@@ -184,40 +165,14 @@ fn json_report(
     out: &mut dyn Write,
 ) -> Result<(), Exit> {
     let h = r.header();
-    let (pid, alive) = (r.writer_pid(), r.writer_alive());
-    let state = json_state(r, version, pid, alive);
-    bounded(r, "JSON rendering", out, |s| {
-        s.write_str("{\"file\":")?;
-        render::json_str(&r.path().display().to_string(), s)?;
-        write!(
-            s,
-            ",\"format_version\":{},\"file_size\":{},\"slots\":{},\"schema\":{{\"name\":",
-            mapped_state::format::VERSION,
-            h.file_len,
-            h.slot_count
-        )?;
-        render::json_str(&r.schema().name(), s)?;
-        write!(
-            s,
-            ",\"hash\":\"{:#018x}\",\"size\":{},\"align\":{}}}",
-            h.schema_hash, h.payload_size, h.payload_align
-        )?;
-        s.write_str(&state)?;
-        s.write_str(",\"value\":")?;
-        render::write_json(r.schema(), payload, s)?;
-        s.write_str("}\n")
-    })
-}
-
-/// `,"writer":{...},"version":N,"last_commit":"...","age_s":F,"superseded":B`: the live part
-/// of a JSON report, shared with `watch`.
-pub fn json_state(r: &RawReader, version: u64, pid: Option<u32>, alive: bool) -> String {
-    let pid = pid.map_or("null".to_string(), |p| p.to_string());
-    format!(
-        ",\"writer\":{{\"pid\":{pid},\"alive\":{alive}}},\"version\":{version},\
-         \"last_commit\":\"{}\",\"age_s\":{},\"superseded\":{}",
-        render::timestamp(r.last_commit()),
-        r.age().as_secs_f64(),
-        r.superseded()
-    )
+    let report = json::Inspect {
+        file: r.path().display().to_string(),
+        format_version: mapped_state::format::VERSION,
+        file_size: h.file_len,
+        slots: h.slot_count,
+        schema: json::SchemaInfo::of(r, true),
+        live: json::Live::of(r, version, r.writer_pid(), r.writer_alive()),
+        value: ValueRef::new(r.schema(), payload),
+    };
+    json::line(r, out, &report)
 }

@@ -32,7 +32,9 @@ JSON output (--json): one object per line.
   bool                    true / false
   char, FixedStr          strings
   enums                   the variant's name (\"Running\")
-  arrays, structs         arrays, objects with fields in declaration order";
+  arrays, structs         arrays, objects with fields in declaration order
+  keys                    never repeated in an object; in watch's \"changes\", field paths
+                          with `\\`, `.`, `[`, `]` inside a name escaped by a backslash";
 
 /// Inspect, watch and check mapped-state files: any state file describes its own layout, so no
 /// Rust code is needed to read it.

@@ -1,12 +1,12 @@
 //! How values look: dotted field paths (`limits.max_rpm`, `wheels[2].psi`), aligned text
-//! tables, JSON with documented number handling, and human durations and timestamps.
+//! tables, and human durations and timestamps. (JSON is written by serde: see `json.rs`.)
 
 use std::fmt::{self, Write as _};
 use std::io;
 use std::ops::ControlFlow;
 use std::time::{Duration, SystemTime};
 
-use mapped_state::dynamic::{self, write_name, Value};
+use mapped_state::dynamic::{self, write_name};
 use mapped_state::manifest::{Type, TypeKind};
 
 /// Bytes of output a file may produce per byte of its length, on top of [`OUTPUT_BASE`].
@@ -157,6 +157,35 @@ pub fn write_path<W: fmt::Write + ?Sized>(path: &[Seg<'_>], out: &mut W) -> fmt:
         }
     }
     Ok(())
+}
+
+/// The path as a JSON object key: names as they are (JSON escapes what it must), with `\`,
+/// `.`, `[` and `]` in names escaped by a backslash so that no two leaves share a key (a field
+/// named `a.b` is `a\.b`, a field `b` of a struct `a` is `a.b`). Rust field names never need it.
+pub fn key_string(path: &[Seg<'_>]) -> String {
+    if path.is_empty() {
+        return "value".into();
+    }
+    let mut s = String::new();
+    for (i, seg) in path.iter().enumerate() {
+        match seg {
+            Seg::Field(name) => {
+                if i > 0 {
+                    s.push('.');
+                }
+                for c in name.chars() {
+                    if matches!(c, '\\' | '.' | '[' | ']') {
+                        s.push('\\');
+                    }
+                    s.push(c);
+                }
+            }
+            Seg::Index(n) => {
+                let _ = write!(s, "[{n}]");
+            }
+        }
+    }
+    s
 }
 
 /// The path as a string (for one leaf the caller has already decided to show).
@@ -341,38 +370,6 @@ pub fn write_value<W: fmt::Write + ?Sized>(ty: &Type, bytes: &[u8], out: &mut W)
     }
 }
 
-/// The value of `ty` in `bytes` (validated) as JSON, streamed from the bytes.
-pub fn write_json<W: fmt::Write + ?Sized>(ty: &Type, bytes: &[u8], out: &mut W) -> fmt::Result {
-    match &ty.kind {
-        TypeKind::Array { elem, len } => {
-            out.write_char('[')?;
-            for i in 0..*len {
-                if i > 0 {
-                    out.write_char(',')?;
-                }
-                write_json(elem, element(bytes, elem, i), out)?;
-            }
-            out.write_char(']')
-        }
-        TypeKind::Struct { fields, .. } => {
-            out.write_char('{')?;
-            for (i, f) in fields.iter().enumerate() {
-                if i > 0 {
-                    out.write_char(',')?;
-                }
-                json_str(&f.name, out)?;
-                out.write_char(':')?;
-                write_json(&f.ty, slice(bytes, f.offset, f.ty.size), out)?;
-            }
-            out.write_char('}')
-        }
-        _ => match dynamic::decode(ty, bytes) {
-            Ok(v) => json(&v, out),
-            Err(_) => out.write_str("null"),
-        },
-    }
-}
-
 /// Bytes `at..at + len`, or none for a schema that does not fit (never for a validated one).
 fn slice(bytes: &[u8], at: usize, len: usize) -> &[u8] {
     at.checked_add(len)
@@ -382,86 +379,6 @@ fn slice(bytes: &[u8], at: usize, len: usize) -> &[u8] {
 
 fn element<'b>(bytes: &'b [u8], elem: &Type, i: usize) -> &'b [u8] {
     slice(bytes, i.saturating_mul(elem.size), elem.size)
-}
-
-/// A decoded `value` as JSON. Integers up to 64 bits are numbers; 128-bit integers are
-/// decimal strings; non-finite floats are the strings `NaN`, `Infinity`, `-Infinity`.
-pub fn json<W: fmt::Write + ?Sized>(value: &Value, out: &mut W) -> fmt::Result {
-    match value {
-        Value::Unsigned(v) => write!(out, "{v}"),
-        Value::Signed(v) => write!(out, "{v}"),
-        Value::U128(v) => write!(out, "\"{v}\""),
-        Value::I128(v) => write!(out, "\"{v}\""),
-        Value::F32(v) => float(out, v.is_finite(), f64::from(*v), || {
-            serde_json::to_string(v).unwrap_or_default()
-        }),
-        Value::F64(v) => float(out, v.is_finite(), *v, || {
-            serde_json::to_string(v).unwrap_or_default()
-        }),
-        Value::Bool(v) => write!(out, "{v}"),
-        Value::Char(c) => json_str(c.encode_utf8(&mut [0; 4]), out),
-        Value::Enum { variant, .. } => json_str(variant, out),
-        Value::Str(s) => json_str(s, out),
-        Value::Array(items) => {
-            out.write_char('[')?;
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    out.write_char(',')?;
-                }
-                json(v, out)?;
-            }
-            out.write_char(']')
-        }
-        Value::Struct(fields) => {
-            out.write_char('{')?;
-            for (i, (name, v)) in fields.iter().enumerate() {
-                if i > 0 {
-                    out.write_char(',')?;
-                }
-                json_str(name, out)?;
-                out.write_char(':')?;
-                json(v, out)?;
-            }
-            out.write_char('}')
-        }
-    }
-}
-
-/// A finite float in serde_json's shortest round-trip form (an `f32` printed as an `f32`, so
-/// 0.1 stays 0.1); others as strings, since JSON has no NaN or infinity.
-fn float<W: fmt::Write + ?Sized>(
-    out: &mut W,
-    finite: bool,
-    wide: f64,
-    finite_text: impl FnOnce() -> String,
-) -> fmt::Result {
-    if finite {
-        out.write_str(&finite_text())
-    } else if wide.is_nan() {
-        out.write_str("\"NaN\"")
-    } else if wide > 0.0 {
-        out.write_str("\"Infinity\"")
-    } else {
-        out.write_str("\"-Infinity\"")
-    }
-}
-
-/// `s` as a JSON string literal.
-pub fn json_str<W: fmt::Write + ?Sized>(s: &str, out: &mut W) -> fmt::Result {
-    // Field names are written once per element of an array of structs: no allocation for the
-    // common string that needs no escape.
-    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
-        out.write_char('"')?;
-        out.write_str(s)?;
-        return out.write_char('"');
-    }
-    // Serializing a `str` cannot fail.
-    out.write_str(&serde_json::to_string(s).unwrap_or_default())
-}
-
-/// `s` as a JSON string literal, appended to a `String` (for the small, fixed parts of reports).
-pub fn push_json_str(s: &str, out: &mut String) {
-    let _ = json_str(s, out);
 }
 
 /// `2.315s`, `4m 05s`, `3h 04m`, `5d 03h`: precise for fresh values, short for old ones.
@@ -512,6 +429,7 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mapped_state::dynamic::Value;
     use mapped_state::manifest::Field;
     use mapped_state::schema::{Prim, TypeDesc};
 
@@ -543,23 +461,6 @@ mod tests {
     }
 
     #[test]
-    fn json_strings_match_serde_json() {
-        for s in [
-            "plain",
-            "",
-            "q\"uote",
-            "back\\slash",
-            "nl\n",
-            "\u{7f}é\u{1b}",
-            "日本",
-        ] {
-            let mut out = String::new();
-            json_str(s, &mut out).unwrap();
-            assert_eq!(out, serde_json::to_string(s).unwrap(), "{s:?}");
-        }
-    }
-
-    #[test]
     fn json_numbers_follow_the_documented_rules() {
         let v = Value::Array(vec![
             Value::Unsigned(u64::MAX),
@@ -572,8 +473,8 @@ mod tests {
             Value::F64(1e300),
             Value::Char('"'),
         ]);
-        let mut s = String::new();
-        json(&v, &mut s).unwrap();
+        // The CLI prints values through `Value`'s (and `ValueRef`'s) `Serialize`.
+        let s = serde_json::to_string(&v).unwrap();
         assert_eq!(
             s,
             "[18446744073709551615,-9223372036854775808,\"340282366920938463463374607431768211455\",\
@@ -582,6 +483,22 @@ mod tests {
         let parsed: serde_json::Value = serde_json::from_str(&s).unwrap();
         assert_eq!(parsed[0].as_u64(), Some(u64::MAX));
         assert_eq!(parsed[1].as_i64(), Some(i64::MIN));
+    }
+
+    #[test]
+    fn json_keys_of_distinct_leaves_are_distinct() {
+        let key = |p: &[Seg<'_>]| key_string(p);
+        assert_eq!(
+            key(&[Seg::Field("limits"), Seg::Field("max")]),
+            "limits.max"
+        );
+        assert_eq!(key(&[Seg::Field("limits.max")]), "limits\\.max");
+        assert_eq!(key(&[Seg::Field("w[0]")]), "w\\[0\\]");
+        assert_eq!(key(&[Seg::Field("w"), Seg::Index(0)]), "w[0]");
+        assert_eq!(key(&[Seg::Field("a\\"), Seg::Field("b")]), "a\\\\.b");
+        assert_eq!(key(&[Seg::Field("a\\.b")]), "a\\\\\\.b");
+        assert_eq!(key(&[Seg::Index(3), Seg::Field("x")]), "[3].x");
+        assert_eq!(key(&[]), "value");
     }
 
     #[test]

@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 use mapped_state::{OpenOptions, RawReader};
 
 use crate::exit::{one_line, Exit, NEGATIVE};
-use crate::inspect::{
-    bounded, fields_table, json_state, open, read_payload, schema_line, writer_line,
-};
+use crate::inspect::{fields_table, open, read_payload, schema_line, writer_line};
+use crate::json::{self, Event};
 use crate::render::{self, Capped};
 
 /// How often the watch wakes without a commit, to notice a writer exiting or the file being
@@ -113,10 +112,10 @@ pub fn run(path: &Path, opts: &OpenOptions, s: &Settings) -> Result<(), Exit> {
             let exited = w.alive && (!alive || pid != w.pid);
             let started = alive && (!w.alive || pid != w.pid);
             if exited {
-                writer_event(&mut out, s.json, "exited", w.pid)?;
+                writer_event(&mut out, s.json, &w.reader, "exited", w.pid)?;
             }
             if started {
-                writer_event(&mut out, s.json, "started", pid)?;
+                writer_event(&mut out, s.json, &w.reader, "started", pid)?;
             }
             w.alive = alive;
             w.pid = pid;
@@ -124,7 +123,7 @@ pub fn run(path: &Path, opts: &OpenOptions, s: &Settings) -> Result<(), Exit> {
         if !w.superseded && superseded {
             w.superseded = true;
             if s.json {
-                writeln!(out, "{{\"event\":\"superseded\"}}")?;
+                json::line(&w.reader, &mut out, &Event::Superseded)?;
             } else {
                 writeln!(
                     out,
@@ -184,12 +183,17 @@ fn current_pid(w: &Watched) -> Option<u32> {
 fn writer_event(
     out: &mut impl Write,
     json: bool,
+    r: &RawReader,
     what: &str,
     pid: Option<u32>,
 ) -> Result<(), Exit> {
     if json {
-        let pid = pid.map_or("null".to_string(), |p| p.to_string());
-        writeln!(out, "{{\"event\":\"writer_{what}\",\"pid\":{pid}}}")?;
+        let event = if what == "exited" {
+            Event::WriterExited { pid }
+        } else {
+            Event::WriterStarted { pid }
+        };
+        json::line(r, out, &event)?;
     } else {
         let who = pid.map_or("writer".to_string(), |p| format!("writer pid {p}"));
         writeln!(out, "{who} {what}")?;
@@ -212,9 +216,12 @@ fn reopen(path: &Path, opts: &OpenOptions, w: &Watched) -> Result<Option<Watched
     }
 }
 
-/// One changed leaf: its path, and its old and new values as text or JSON.
-struct Change {
+/// One changed leaf: its path (as text, or as a JSON key), its place in the payload, and its
+/// old and new values as displayed (text or JSON).
+struct Change<'t> {
     path: String,
+    ty: &'t mapped_state::manifest::Type,
+    offset: usize,
     old: String,
     new: String,
 }
@@ -222,13 +229,13 @@ struct Change {
 /// The leaves whose displayed value differs between `old` and `new` (both validated payloads of
 /// `ty`), within `budget` bytes of paths and values: found by comparing bytes, rendered only
 /// where the bytes differ. `None` when the changes would pass the budget.
-fn changes(
-    ty: &mapped_state::manifest::Type,
+fn changes<'t>(
+    ty: &'t mapped_state::manifest::Type,
     old: &[u8],
     new: &[u8],
     json: bool,
     budget: usize,
-) -> Option<Vec<Change>> {
+) -> Option<Vec<Change<'t>>> {
     let mut sink = Capped::new(render::Discard, budget);
     let mut out = Vec::new();
     let complete = render::for_each_leaf(ty, budget, |l| {
@@ -239,20 +246,24 @@ fn changes(
             return ControlFlow::Continue(());
         }
         let text = |bytes: &[u8]| {
-            let mut s = String::new();
-            let r = if json {
-                render::write_json(l.ty, bytes, &mut s)
+            if json {
+                serde_json::to_string(&mapped_state::dynamic::ValueRef::new(l.ty, bytes))
+                    .map_err(|_| std::fmt::Error)
             } else {
-                render::write_value(l.ty, bytes, &mut s)
-            };
-            r.map(|()| s)
+                let mut s = String::new();
+                render::write_value(l.ty, bytes, &mut s).map(|()| s)
+            }
         };
         let (Ok(a), Ok(b)) = (text(a), text(b)) else {
             return ControlFlow::Break(());
         };
         // Compared as displayed, so a NaN that stays NaN is unchanged and -0.0 vs 0.0 is a change.
         if a != b {
-            let path = render::path_string(l.path);
+            let path = if json {
+                render::key_string(l.path)
+            } else {
+                render::path_string(l.path)
+            };
             let charged = sink
                 .write_str(&path)
                 .and_then(|()| sink.write_str(&a))
@@ -262,6 +273,8 @@ fn changes(
             }
             out.push(Change {
                 path,
+                ty: l.ty,
+                offset: l.offset,
                 old: a,
                 new: b,
             });
@@ -286,27 +299,25 @@ fn report_change(
     };
     let not_seen = version.saturating_sub(w.version).saturating_sub(1);
     if json {
-        let state = json_state(r, version, w.pid, w.alive);
-        bounded(r, "JSON rendering", out, |s| {
-            write!(
-                s,
-                "{{\"event\":\"version\",\"version\":{version},\"not_seen\":{not_seen}"
-            )?;
-            s.write_str(",\"changes\":{")?;
-            for (i, c) in changed.iter().enumerate() {
-                if i > 0 {
-                    s.write_char(',')?;
-                }
-                render::json_str(&c.path, s)?;
-                write!(s, ":{{\"old\":{},\"new\":{}}}", c.old, c.new)?;
-            }
-            s.write_char('}')?;
-            s.write_str(&state)?;
-            s.write_str(",\"value\":")?;
-            render::write_json(r.schema(), new, s)?;
-            s.write_str("}\n")
-        })?;
-        return Ok(());
+        let list: Vec<json::Changed<'_>> = changed
+            .into_iter()
+            .map(|c| json::Changed {
+                key: c.path,
+                ty: c.ty,
+                offset: c.offset,
+            })
+            .collect();
+        let event = Event::Version(json::Version {
+            not_seen,
+            changes: json::Changes {
+                list: &list,
+                old: &w.payload,
+                new,
+            },
+            live: json::Live::of(r, version, w.pid, w.alive),
+            value: mapped_state::dynamic::ValueRef::new(r.schema(), new),
+        });
+        return json::line(r, out, &event);
     }
     let gap = match not_seen {
         0 => String::new(),
@@ -327,16 +338,16 @@ fn report_change(
 /// A JSON event carrying the whole file state: `start` and `reopened`.
 fn json_full(out: &mut impl Write, event: &str, w: &Watched) -> Result<(), Exit> {
     let r = &w.reader;
-    let state = json_state(r, w.version, w.pid, w.alive);
-    bounded(r, "JSON rendering", out, |s| {
-        write!(s, "{{\"event\":\"{event}\",\"file\":")?;
-        render::json_str(&r.path().display().to_string(), s)?;
-        s.write_str(",\"schema\":{\"name\":")?;
-        render::json_str(&r.schema().name(), s)?;
-        write!(s, ",\"hash\":\"{:#018x}\"}}", r.header().schema_hash)?;
-        s.write_str(&state)?;
-        s.write_str(",\"value\":")?;
-        render::write_json(r.schema(), &w.payload, s)?;
-        s.write_str("}\n")
-    })
+    let full = json::Full {
+        file: r.path().display().to_string(),
+        schema: json::SchemaInfo::of(r, false),
+        live: json::Live::of(r, w.version, w.pid, w.alive),
+        value: mapped_state::dynamic::ValueRef::new(r.schema(), &w.payload),
+    };
+    let event = if event == "start" {
+        Event::Start(full)
+    } else {
+        Event::Reopened(full)
+    };
+    json::line(r, out, &event)
 }

@@ -18,6 +18,8 @@ pub enum Input<'a> {
 /// A struct with named fields.
 pub struct Struct<'a> {
     pub ident: &'a Ident,
+    /// The struct's visibility, given to its generated view types.
+    pub vis: &'a Visibility,
     pub attrs: ContainerAttrs,
     pub repr: Repr,
     pub fields: Vec<Field<'a>>,
@@ -29,6 +31,8 @@ pub struct Field<'a> {
     pub ty: &'a Type,
     pub vis: &'a Visibility,
     pub attrs: FieldAttrs,
+    /// The field's doc comment (`#[doc = ...]` attributes), repeated on its accessor and setter.
+    pub docs: Vec<&'a syn::Attribute>,
 }
 
 /// A fieldless enum.
@@ -53,6 +57,7 @@ impl<'a> Input<'a> {
             Data::Struct(data) => match &data.fields {
                 Fields::Named(named) => Some(Input::Struct(Struct {
                     ident: &input.ident,
+                    vis: &input.vis,
                     attrs,
                     repr,
                     fields: named
@@ -64,6 +69,11 @@ impl<'a> Input<'a> {
                             ty: &f.ty,
                             vis: &f.vis,
                             attrs: attr::field(&f.attrs, errors),
+                            docs: f
+                                .attrs
+                                .iter()
+                                .filter(|a| a.path().is_ident("doc"))
+                                .collect(),
                         })
                         .collect(),
                 })),

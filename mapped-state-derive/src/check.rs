@@ -262,6 +262,41 @@ mod tests {
             .collect()
     }
 
+    /// The backticked names of the derive's documented reserved list (the paragraph of
+    /// lib.rs that starts "`Reader<T>`'s own methods take precedence").
+    fn documented_reserved_names() -> Vec<String> {
+        let lib = include_str!("lib.rs");
+        let start = lib
+            .find("`Reader<T>`'s own methods take precedence")
+            .expect("the reserved-name paragraph");
+        let para: String = lib[start..]
+            .lines()
+            .take_while(|l| l.trim() != "///")
+            .map(|l| l.trim().trim_start_matches("///"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let para = &para[..para.find("rename its accessor").expect("the advice")];
+        para.split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|name| name.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn documented_reserved_names_are_the_real_ones() {
+        let mut documented = documented_reserved_names();
+        documented.sort();
+        let mut real: Vec<String> = RESERVED_READER_METHODS
+            .iter()
+            .chain(RESERVED_WRITER_SETTERS)
+            .map(|s| s.to_string())
+            .collect();
+        real.sort();
+        assert_eq!(documented, real, "update the list in lib.rs's derive docs");
+    }
+
     #[test]
     fn reserved_names_cover_every_reader_method_and_writer_setter() {
         let reader = include_str!("../../mapped-state/src/reader.rs");

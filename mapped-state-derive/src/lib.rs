@@ -102,8 +102,19 @@ mod fallback;
 ///
 /// # Generated accessors
 ///
-/// `Reader<T>` derefs to a generated view with one method per field, with the field's
-/// visibility; each reads only that field's words from the mapping, consistently:
+/// Next to a struct `T`, the derive generates two documented types with `T`'s visibility, so
+/// they appear in your crate's documentation with every method:
+///
+/// * `TReadView` (for `Telemetry`, `TelemetryReadView`): `Reader<T>` derefs to it, so
+///   `reader.rpm()` needs no import;
+/// * `TWriteView`: `Writer<T>` derefs mutably to it, so `writer.set_rpm(..)` does too.
+///
+/// `T`'s `Fields` impl names them (`type ReadView = TReadView`), and each method repeats its
+/// field's doc comment, followed by what the method does. The two names are taken in `T`'s
+/// module: another item with one of them is a compile error ("defined multiple times").
+///
+/// `TReadView` has one method per field, with the field's visibility; each reads only that
+/// field's words from the mapping, consistently:
 ///
 /// * fields whose type is *syntactically* an integer or float (`u32`, `f64`, ...) or an array (of
 ///   arrays) of them return the value itself, e.g. `fn rpm(&self) -> u32`: every bit pattern is a
@@ -112,20 +123,24 @@ mod fallback;
 ///   of integers, which the macro cannot see through) returns
 ///   `Result<F, mapped_state::Error>`, because the file may hold bytes that are not a valid value
 ///   (`Error::InvalidValue`, naming the field) and the snapshot read has a retry budget
-///   (`Error::Contended`).
+///   (`Error::Contended`);
+/// * an array field also gets `<accessor>_at(index)`, reading one element: `Option<E>` (or
+///   `Option<Result<E, Error>>` as above), `None` past the end.
 ///
 /// A nested struct field is read whole (`reader.limits()?.max`), touching only its own words;
 /// there are no accessors for the fields inside it.
 ///
-/// `Writer<T>` derefs (mutably) to a view with `fn set_<field>(&mut self, value: F) -> u64` per
-/// field: one commit that stores only that field's words, returning the new version. Use
-/// `Writer::update` to change several fields in one atomic commit.
+/// `TWriteView` has `fn set_<field>(&mut self, value: F) -> u64` per field: one commit that
+/// stores only that field's words, returning the new version. Use `Writer::update` to change
+/// several fields in one atomic commit.
 ///
 /// `Reader<T>`'s own methods take precedence over the generated ones, so a field whose accessor
-/// would be named `open`, `open_with`, `raw`, `load`, `load_versioned`, `set_max_attempts`,
-/// `version`, `writer_alive`, `writer_pid`, `last_commit`, `age`, `superseded`, `path`,
-/// `wait_for_update`, `updates`, `into` or `try_into` is a compile error: rename its accessor
-/// with `#[mapped_state(accessor = "...")]`.
+/// would be named `open`, `open_with`, `raw`, `load`, `load_versioned`, `load_into`,
+/// `load_version`, `load_history`, `set_max_attempts`, `version`, `writer_alive`, `writer_pid`,
+/// `last_commit`, `age`, `superseded`, `path`, `wait_for_update`, `wait_for_update_after`,
+/// `updates`, `updates_after`, `set_liveness_interval`, `into` or `try_into` is a compile error,
+/// and so is one whose setter would be `Writer`'s `set_wake_policy`: rename its accessor with
+/// `#[mapped_state(accessor = "...")]`. (This list is checked against the macro's own by a test.)
 ///
 /// # Attributes
 ///

@@ -19,6 +19,10 @@ use crate::manifest::{Type, TypeKind};
 use crate::schema::Prim;
 use crate::state::DecodeError;
 
+/// Serializes a value of a `Type` straight from payload bytes (feature `serde`).
+#[cfg(feature = "serde")]
+pub use crate::serde_impls::ValueRef;
+
 /// Bytes of decoded tree [`decode`] may build per payload byte, on top of [`DECODE_BASE`].
 ///
 /// 32 is one [`Value`] per payload byte, so a `[u8; N]` fits; since a file holds at least two

@@ -29,7 +29,100 @@
 //! # Ok::<(), mapped_state::Error>(())
 //! ```
 //!
-//! The file format and the read/write protocols are specified in `docs/FORMAT.md`.
+//! # Waiting for updates
+//!
+//! A reader can sleep until the next commit instead of polling, across processes, on its
+//! read-only mapping (a shared futex on Linux, polling with backoff elsewhere):
+//! [`Reader::wait_for_update`], [`Reader::wait_for_update_after`], and the blocking iterator
+//! [`Reader::updates`]. A slow reader conflates: it gets the newest value and the exact number
+//! of versions it skipped, never a torn or older one. The writer's [`WakePolicy`] decides when
+//! commits wake sleepers.
+//!
+//! ```
+//! # use mapped_state::{MappedState, Reader, Writer};
+//! # use std::time::Duration;
+//! # #[derive(MappedState, Clone, Copy, Debug, PartialEq)]
+//! # pub struct Status { pub requests: u64, pub healthy: bool }
+//! # let dir = std::env::temp_dir().join(format!("ms-doc-wait-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir).unwrap();
+//! # let path = dir.join("status.state");
+//! # let mut w = Writer::<Status>::create(&path, &Status { requests: 0, healthy: true })?;
+//! let r = Reader::<Status>::open(&path)?;
+//! let (_, seen) = r.load_versioned()?;
+//! w.set_requests(1); // in another process, typically
+//! // Returns at once: a version newer than `seen` exists. Otherwise it would sleep.
+//! let update = r.wait_for_update_after(seen, Duration::from_secs(5))?.expect("a new version");
+//! assert_eq!((update.value.requests, update.skipped), (1, 0));
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # Ok::<(), mapped_state::Error>(())
+//! ```
+//!
+//! # Restarts
+//!
+//! A writer that exits or is killed, even in the middle of a commit, leaves readers on the last
+//! complete value; [`Reader::writer_alive`] turns false and a blocked wait ends with
+//! [`Error::WriterGone`] within its liveness interval. A restarted writer takes the same file
+//! over with [`Writer::open`] (or [`Writer::open_or_create`]), completing a commit the dead one
+//! left half done, and readers that kept the file open see its commits with no reopen. A writer
+//! that needs a new layout creates a new file over the old one with
+//! [`CreateOptions::replace`]; readers of the old file see [`Reader::superseded`] and reopen the
+//! path.
+//!
+//! ```
+//! # use mapped_state::{MappedState, Reader, Writer};
+//! # #[derive(MappedState, Clone, Copy, Debug, PartialEq)]
+//! # pub struct Status { pub requests: u64, pub healthy: bool }
+//! # let dir = std::env::temp_dir().join(format!("ms-doc-restart-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir).unwrap();
+//! # let path = dir.join("status.state");
+//! let w = Writer::<Status>::open_or_create(&path, &Status { requests: 0, healthy: true })?;
+//! let r = Reader::<Status>::open(&path)?;
+//! drop(w);                                    // the writer exits
+//! assert!(!r.writer_alive());
+//! let mut w = Writer::<Status>::open(&path)?; // its successor takes the file over
+//! w.set_requests(7);
+//! assert_eq!(r.requests(), 7);                // the same reader sees it
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # Ok::<(), mapped_state::Error>(())
+//! ```
+//!
+//! # Permissions
+//!
+//! Readers open the file read-only, map it read-only and never write it: read permission is
+//! all they need. Since a file's owner can rewrite or truncate it under every reader, readers
+//! and writers open only files owned by their own user or root that no group or other user may
+//! write; trust another owner with [`OpenOptions::trust_owner`], and accept group- or
+//! world-writable files with [`OpenOptions::allow_shared_writable`]. Files are created `0600`
+//! (readers must run as the same user); share one with a group through [`CreateOptions::mode`]
+//! (`0o640`) and [`CreateOptions::group`], or with every user (`0o644`). The
+//! single writer holds a lock on a `0600` lock file beside the state file, which readers never
+//! touch. Refusals are [`Error::Insecure`] with the reason ([`Insecurity`]).
+//!
+//! # The `mapped-state` command
+//!
+//! Every file stores its schema, so the CLI (crate `mapped-state-cli`, `cargo install
+//! mapped-state-cli`) prints any state file by field name with no Rust code:
+//! `mapped-state inspect FILE` (or `--json`), `mapped-state watch FILE` (each new version with
+//! the fields that changed), `mapped-state check FILE` (exit code for scripts) and
+//! `mapped-state diff OLD NEW` (schema differences). Its JSON is the [`serde`](#features) form
+//! of [`dynamic::Value`].
+//!
+//! # Other languages and untyped readers
+//!
+//! The format and protocols are specified byte by byte in the [`spec`] module (the
+//! repository's `docs/FORMAT.md`), precisely enough to write a reader in another language;
+//! `docs/read_state.py` is one, written from the specification alone and tested against this
+//! crate's writer. In Rust, [`RawReader`] with [`dynamic`] reads any file through its stored
+//! schema, without its type.
+//!
+//! # Features
+//!
+//! - `derive` (default): `#[derive(MappedState)]`.
+//! - `serde`: `Serialize`/`Deserialize` for [`FixedStr`] (a string; deserializing one longer
+//!   than its capacity is an error, never a silent cut), and `Serialize` for
+//!   [`dynamic::Value`] and `dynamic::ValueRef` in the CLI's JSON form. With it,
+//!   `serde_json::to_string(&reader.load()?)` works for a type that derives both
+//!   `MappedState` and `Serialize`.
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
@@ -76,8 +169,12 @@ mod raw_writer;
 mod reader;
 #[cfg(not(loom))]
 pub mod schema;
+#[cfg(all(feature = "serde", not(loom)))]
+mod serde_impls;
 #[cfg(not(loom))]
 mod slots;
+#[cfg(not(loom))]
+pub mod spec;
 #[cfg(not(loom))]
 mod state;
 #[cfg(not(loom))]
