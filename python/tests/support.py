@@ -1,10 +1,13 @@
 """Shared by the tests: the environment `mapped-state-cli/tests/python_package.rs` sets, and
 running the `mapped-state` CLI and the `mapped-state-py` script side by side."""
 
+import io
 import json
 import os
 import subprocess
 import unittest
+
+import mapped_state.cli
 
 FILES = os.environ.get("MS_PY_FILES")
 CLI = os.environ.get("MS_PY_CLI")
@@ -23,8 +26,15 @@ def run(cmd):
 
 
 def inspect_json(program, path, *extra):
-    """(exit code, parsed JSON lines, the error message without the program's name)."""
-    code, out, err = run([program, "inspect", "--json", *extra, path])
+    """(exit code, parsed JSON lines, the error message without the program's name). `program`
+    None runs `mapped-state-py` in this process (`mapped_state.cli.main`): the same code as the
+    console script, without a Python start-up per call."""
+    if program is None:
+        out, err = io.BytesIO(), io.StringIO()
+        code = mapped_state.cli.main(["inspect", "--json", *extra, path], stdout=out, stderr=err)
+        out, err = out.getvalue().decode("utf-8"), err.getvalue()
+    else:
+        code, out, err = run([program, "inspect", "--json", *extra, path])
     docs = [json.loads(line) for line in out.splitlines()]
     msg = err.strip()
     for prefix in ("mapped-state: ", "mapped-state-py: "):

@@ -2,15 +2,16 @@
 (the same exit code and the same message), with the error class the Rust library names."""
 
 import os
+import random
 import shutil
-import stat
 import struct
+import sys
 import tempfile
 import unittest
 
 import mapped_state
 from mapped_state import format as F
-from support import CLI, SCRIPT, comparable, inspect_json, needs_files, path
+from support import CLI, SCRIPT, comparable, inspect_json, needs_files, path, run
 
 
 def native(v):
@@ -83,10 +84,11 @@ class Refusals(unittest.TestCase):
         os.chmod(p, 0o600)
         return p
 
-    def same_as_cli(self, p, code, *extra):
-        """Both commands exit with `code` and print the same message; returns it."""
+    def same_as_cli(self, p, code, *extra, script=None):
+        """Both commands exit with `code` and print the same message; returns it. `script`: the
+        console script runs as a process (else `mapped_state.cli.main` runs in this one)."""
         ccode, cdocs, cmsg = inspect_json(CLI, p, *extra)
-        pcode, pdocs, pmsg = inspect_json(SCRIPT, p, *extra)
+        pcode, pdocs, pmsg = inspect_json(SCRIPT if script else None, p, *extra)
         self.assertEqual(ccode, code, cmsg)
         self.assertEqual(pcode, code, pmsg)
         self.assertEqual(([comparable(d) for d in pdocs], pmsg), ([comparable(d) for d in cdocs], cmsg))
@@ -96,7 +98,7 @@ class Refusals(unittest.TestCase):
         for what, patches, cls, named in HEADER_CASES:
             with self.subTest(what):
                 p = self.broken(patches)
-                self.same_as_cli(p, 1)
+                self.same_as_cli(p, 1, script=what == "magic")
                 with self.assertRaises(cls) as cm:
                     mapped_state.open(p)
                 self.assertIsInstance(cm.exception, mapped_state.InvalidFile)
@@ -166,7 +168,7 @@ class Refusals(unittest.TestCase):
 
     def test_files_that_cannot_be_opened(self):
         missing = os.path.join(self.dir, "missing.state")
-        self.same_as_cli(missing, 3)
+        self.same_as_cli(missing, 3, script=True)
         with self.assertRaises(mapped_state.Io):
             mapped_state.open(missing)
 
@@ -209,8 +211,6 @@ class Refusals(unittest.TestCase):
     def test_usage_errors_exit_2(self):
         for argv in (["inspect"], ["inspect", "--no-such-flag", self.good], ["frobnicate"]):
             with self.subTest(argv):
-                from support import run
-
                 code, _, _ = run([SCRIPT, *argv])
                 ccode, _, _ = run([CLI, *argv])
                 self.assertEqual((code, ccode), (2, 2))
@@ -243,3 +243,61 @@ class Contention(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@needs_files
+class Fuzz(unittest.TestCase):
+    """Random bytes in the header, the manifest and the newest slot, with the checksum and schema
+    hash fixed up so that mutations reach the manifest decoder and the value decoder: the package
+    raises only `mapped_state.Error`s (never another exception), and the command agrees with the
+    CLI's exit code and message."""
+
+    CASES = int(os.environ.get("MS_PY_FUZZ_CASES", "1500"))
+    COMPARED = 150
+
+    def test_mutated_files(self):
+        with open(path("kinds.state"), "rb") as f:
+            pristine = f.read()
+        with mapped_state.open(path("kinds.state")) as r:
+            h, version = r.header, r.version
+        slot = F.PAYLOAD_OFFSET + (version % h.slot_count) * h.slot_stride
+        regions = [(0, F.OFF_CHECKSUM), (h.manifest_offset, h.file_len), (slot, slot + h.payload_size)]
+        rng = random.Random(11)
+        d = tempfile.mkdtemp(prefix="ms-py-fuzz-")
+        outcomes = {}
+        disagreements = []
+        try:
+            p = os.path.join(d, "fuzz.state")
+            for i in range(self.CASES):
+                data = bytearray(pristine)
+                lo, hi = regions[rng.randrange(3)]
+                for _ in range(rng.randint(1, 4)):
+                    at = rng.randrange(lo, hi)
+                    data[at] = rng.choice([0, 1, 0xFF, 0x7F, 0x80, rng.randrange(256)])
+                if rng.random() < 0.9:
+                    data[24:32] = struct.pack("=Q", F.fnv1a64(data[h.manifest_offset :]))
+                    data[120:128] = struct.pack("=Q", F.fnv1a64(data[:120]))
+                with open(p, "wb") as f:
+                    f.write(data)
+                try:
+                    with mapped_state.open(p) as r:
+                        r.load()
+                        r.inspect()
+                    outcome = "ok"
+                except mapped_state.Error as e:
+                    outcome = type(e).__name__
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+                if i % max(self.CASES // self.COMPARED, 1) == 0:
+                    ccode, cdocs, cmsg = inspect_json(CLI, p)
+                    pcode, pdocs, pmsg = inspect_json(None, p)
+                    if (pcode, [comparable(x) for x in pdocs]) != (ccode, [comparable(x) for x in cdocs]):
+                        disagreements.append((i, ccode, pcode, cmsg, pmsg))
+                    elif pmsg != cmsg:
+                        disagreements.append((i, "message", cmsg, pmsg))
+        finally:
+            shutil.rmtree(d)
+        print(f"\n{self.CASES} mutated files: {sorted(outcomes.items())}", file=sys.stderr)
+        self.assertEqual(disagreements, [], "\n".join(map(repr, disagreements)))
+        # The mutations reached every stage: refused headers, manifests, values, and files read.
+        for stage in ("CorruptHeader", "CorruptManifest", "InvalidValue", "ok"):
+            self.assertIn(stage, outcomes)

@@ -22,6 +22,7 @@ Errors are one line on stderr: `mapped-state-py: <file>: <what is wrong>`.
 import argparse
 import json
 import sys
+import unicodedata
 
 from . import errors as E
 from . import format as F
@@ -37,18 +38,23 @@ def output_budget(file_len):
     return OUTPUT_BASE + OUTPUT_PER_BYTE * file_len
 
 
+_ESCAPES = {"\0": "\\0", "\t": "\\t", "\r": "\\r", "\n": "\\n"}
+# Rust's `char::escape_debug` escapes what is not printable and grapheme extenders: these
+# Unicode categories stand for both (spaces other than U+0020 included).
+_UNPRINTABLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs", "Mn", "Me"}
+
+
 def _one_line(s):
-    """Control characters escaped, as the CLI does, so a message stays on one line and cannot
-    drive the terminal (paths, names and strings come from untrusted files)."""
+    """`s` with control and other unprintable characters escaped as the CLI escapes them
+    (`\\n`, `\\0`, `\\u{1b}`), so a message stays on one line and cannot drive the terminal:
+    paths, names and strings come from the file system and from untrusted files."""
+    if s.isascii() and s.isprintable():
+        return s
     out = []
     for c in s:
-        if c == "\n":
-            out.append("\\n")
-        elif c == "\r":
-            out.append("\\r")
-        elif c == "\t":
-            out.append("\\t")
-        elif ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0:
+        if c in _ESCAPES:
+            out.append(_ESCAPES[c])
+        elif c != " " and unicodedata.category(c) in _UNPRINTABLE:
             out.append("\\u{%x}" % ord(c))
         else:
             out.append(c)
@@ -159,10 +165,13 @@ def _report(args, out):
         r.close()
 
 
-def main(argv=None):
-    """Runs the command with `argv` (default: sys.argv[1:]); returns the exit code."""
+def main(argv=None, stdout=None, stderr=None):
+    """Runs the command with `argv` (default: sys.argv[1:]); returns the exit code. Output goes
+    to `stdout` (a binary stream, default sys.stdout.buffer) and `stderr` (text, default
+    sys.stderr). Usage errors exit (SystemExit 2) as argparse does."""
     args = _parser().parse_args(argv)
-    out = sys.stdout.buffer
+    out = sys.stdout.buffer if stdout is None else stdout
+    err = sys.stderr if stderr is None else stderr
     try:
         _report(args, out)
     except E.Insecure as e:
@@ -176,13 +185,13 @@ def main(argv=None):
                 f"it is owned by uid {e.uid}, neither this user nor root, and its owner could change or truncate it "
                 f"under this process; pass --trust-owner {e.uid} to trust that owner",
             )
-        print(f"{PROG}: {_one_line(str(e))}", file=sys.stderr)
+        print(f"{PROG}: {_one_line(str(e))}", file=err)
         return e.exit_code
     except E.Error as e:
-        print(f"{PROG}: {_one_line(str(e))}", file=sys.stderr)
+        print(f"{PROG}: {_one_line(str(e))}", file=err)
         return e.exit_code
     except _Refused as e:
-        print(f"{PROG}: {_one_line(e.message)}", file=sys.stderr)
+        print(f"{PROG}: {_one_line(e.message)}", file=err)
         return e.code
     except BrokenPipeError:
         # `mapped-state-py inspect --count 100 f | head -1`: the reader has what it wanted.
