@@ -259,6 +259,12 @@ fn python_package_reads_what_the_rust_writer_wrote() {
     patch(&d("dead.state"), 140, &0u32.to_ne_bytes());
     patch(&d("dead.state"), 144, &u64::from(dead_pid).to_ne_bytes());
 
+    // Replaced at its path by a newer file: the old one, kept by a hard link, is superseded.
+    drop(Writer::<u32>::create(d("replaced.state"), &10).unwrap());
+    std::fs::hard_link(d("replaced.state"), d("superseded.state")).unwrap();
+    let replace = mapped_state::CreateOptions::new().replace(true);
+    drop(Writer::<u32>::create_with(d("replaced.state"), &11, &replace).unwrap());
+
     unittest(&["test_files", "test_errors"], &[("MS_PY_FILES", &dir.0)]);
     // The writers were alive throughout (the Python side saw `"alive": true` from both readers).
     drop((kinds_w, tel, hist));

@@ -126,7 +126,11 @@ def build_sdist(sdist_directory, config_settings=None):
                 members.append(f"{sub}/{name}")
     with tarfile.open(os.path.join(sdist_directory, filename), "w:gz") as t:
         pkg_info = _metadata(p)
-        for rel, data in [("PKG-INFO", pkg_info)] + [(m, open(os.path.join(HERE, m), "rb").read()) for m in members]:
+        entries = [("PKG-INFO", pkg_info)]
+        for m in members:
+            with open(os.path.join(HERE, m), "rb") as f:
+                entries.append((m, f.read()))
+        for rel, data in entries:
             entry = tarfile.TarInfo(f"{base}/{rel}")
             entry.size = len(data)
             entry.mode = 0o644

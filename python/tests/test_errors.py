@@ -181,6 +181,18 @@ class Refusals(unittest.TestCase):
         self.same_as_cli(shared, 0, "--allow-shared-writable")
         mapped_state.open(shared, allow_shared_writable=True).close()
 
+        if os.geteuid() == 0:
+            # Owned by another user: refused unless that owner is trusted.
+            other = self.broken(name="other.state")
+            os.chown(other, 12345, -1)
+            msg = self.same_as_cli(other, 3, script=True)
+            self.assertIn("--trust-owner 12345", msg)
+            with self.assertRaises(mapped_state.Insecure) as cm:
+                mapped_state.open(other)
+            self.assertEqual((cm.exception.why, cm.exception.uid), ("untrusted-owner", 12345))
+            self.same_as_cli(other, 0, "--trust-owner", "12345")
+            mapped_state.open(other, trust_owner=[12345]).close()
+
         link = os.path.join(self.dir, "link.state")
         os.symlink(self.good, link)
         self.same_as_cli(link, 3)

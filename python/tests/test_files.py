@@ -7,7 +7,6 @@ import glob
 import math
 import os
 import struct
-import subprocess
 import unittest
 
 import mapped_state
@@ -94,6 +93,7 @@ class AgainstTheCli(unittest.TestCase):
             "closed.state": False,
             "recycled.state": False,
             "dead.state": False,
+            "superseded.state": False,
         }
         for name, alive in want.items():
             with self.subTest(file=name):
@@ -232,6 +232,20 @@ class Waits(unittest.TestCase):
                 if pid is not None:
                     self.assertEqual(cm.exception.pid, pid)
                 self.assertIn("is gone", str(cm.exception))
+
+    def test_a_superseded_file_says_so_and_ends_waits(self):
+        _, cli, err = inspect_json(CLI, path("superseded.state"))
+        self.assertTrue(cli[0]["superseded"], err)
+        with mapped_state.open(path("superseded.state")) as r:
+            self.assertTrue(r.superseded)
+            self.assertEqual(r.load(), 10)
+            with self.assertRaises(mapped_state.WriterGone) as cm:
+                r.wait(timeout=60)
+            self.assertTrue(cm.exception.superseded)
+            self.assertIn("reopen it by path", str(cm.exception))
+        with mapped_state.open(path("replaced.state")) as r:
+            self.assertFalse(r.superseded)
+            self.assertEqual(r.load(), 11)
 
     def test_a_wait_with_a_live_idle_writer_times_out(self):
         with mapped_state.open(path("kinds.state")) as r:
