@@ -313,3 +313,44 @@ class Fuzz(unittest.TestCase):
         # The mutations reached every stage: refused headers, manifests, values, and files read.
         for stage in ("CorruptHeader", "CorruptManifest", "InvalidValue", "ok"):
             self.assertIn(stage, outcomes)
+
+
+class Scripted:
+    """A `seq` whose loads return the given values, in order."""
+
+    def __init__(self, *values):
+        self.values = list(values)
+
+    @property
+    def value(self):
+        return self.values.pop(0)
+
+
+@needs_files
+class AcceptanceRule(unittest.TestCase):
+    """FORMAT.md 9.3: a read of version c is accepted iff the re-loaded seq is at most
+    2(c + N) - 2; one half-step more (the start of the write of version c + N into its slot) is
+    rejected. Checked at the boundary with scripted loads of `seq`."""
+
+    def test_the_newest_version(self):
+        with mapped_state.open(path("telemetry.state"), max_attempts=1) as r:
+            n, c = r.header.slot_count, r.version
+            want = r.load()
+            r._seq = Scripted(2 * c, 2 * (c + n) - 2)
+            self.assertEqual(r.load_versioned(), (want, c))
+            r._seq = Scripted(2 * c + 1, 2 * (c + n) - 2)  # a write of c + 1 in progress: reads c
+            self.assertEqual(r.load_versioned(), (want, c))
+            r._seq = Scripted(2 * c, 2 * (c + n) - 1)
+            with self.assertRaises(mapped_state.Contended):
+                r.load()
+            self.assertEqual(r.retries, 1)
+
+    def test_the_history(self):
+        with mapped_state.open(path("history.state")) as r:
+            n, c = r.header.slot_count, r.version
+            h = c - 2
+            r._seq = Scripted(2 * c, 2 * (h + n) - 2)
+            self.assertEqual(r.load_version(h), [h, 2 * h, 3 * h])
+            r._seq = Scripted(2 * c, 2 * (h + n) - 1)
+            with self.assertRaises(mapped_state.VersionGone):
+                r.load_version(h)
