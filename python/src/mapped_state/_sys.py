@@ -15,7 +15,6 @@ import ctypes
 import errno
 import mmap
 import os
-import platform
 import sys
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -77,7 +76,7 @@ WOKEN, CHANGED, TIMED_OUT, INTERRUPTED = "woken", "changed", "timed out", "inter
 def _make_futex_wait():
     if not sys.platform.startswith("linux"):
         return None
-    nr = _SYS_FUTEX.get(platform.machine().lower())
+    nr = _SYS_FUTEX.get(os.uname().machine.lower())
     if nr is None:
         return None
     syscall = _libc.syscall

@@ -2,15 +2,12 @@
 shared mapping, with waits on the file's futex (9.10) and the writer's liveness (9.9)."""
 
 import ctypes
-import dataclasses
 import datetime
-import enum
 import errno
 import os
 import stat
 import struct
 import time
-import typing
 
 from . import _sys
 from . import errors as E
@@ -20,15 +17,23 @@ DEFAULT_MAX_ATTEMPTS = 10_000
 DEFAULT_LIVENESS_INTERVAL = 0.1
 
 
-@dataclasses.dataclass(frozen=True)
 class Update:
     """A new version delivered by `Reader.updates`: `value` is a consistent snapshot of version
     `version`; `skipped` counts the versions committed since the previous item (or the starting
     version) that were not delivered, so `version == previous + 1 + skipped`."""
 
-    value: typing.Any
-    version: int
-    skipped: int
+    __slots__ = ("value", "version", "skipped")
+
+    def __init__(self, value, version, skipped):
+        self.value, self.version, self.skipped = value, version, skipped
+
+    def __eq__(self, other):
+        if not isinstance(other, Update):
+            return NotImplemented
+        return (self.value, self.version, self.skipped) == (other.value, other.version, other.skipped)
+
+    def __repr__(self):
+        return f"Update(value={self.value!r}, version={self.version}, skipped={self.skipped})"
 
 
 def _open_fd(path, allow_shared_writable, trust_owner):
@@ -512,6 +517,11 @@ def timestamp(ns):
 
 def _convert(path, ty, value, cls, where):
     """`value` (decoded from `ty`) as an instance of `cls`, matched by field name."""
+    # Imported here: they cost a command-line run more than the rest of the package.
+    import dataclasses
+    import enum
+    import typing
+
     origin = typing.get_origin(cls)
     if cls is typing.Any or cls is None:
         return value
