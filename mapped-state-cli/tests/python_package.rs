@@ -67,8 +67,9 @@ fn python() -> &'static Path {
         };
         let python = venv.join("bin/python");
         // Creating the environment (with its pip) takes half a minute on a loaded machine:
-        // kept between runs; the package is reinstalled every time.
-        if !python.exists() {
+        // kept between runs; the package is reinstalled every time. `bin/pip` is written last,
+        // so an environment whose creation was interrupted is made again.
+        if !venv.join("bin/pip").exists() {
             run(
                 Command::new("python3")
                     .args(["-m", "venv", "--clear"])
