@@ -118,6 +118,12 @@ fn the_strict_parser_refuses_what_serde_json_value_accepts() {
     assert!(serde_json::from_str::<serde_json::Value>(dup).is_ok());
     let err = strict(&format!("{dup}\n")).unwrap_err();
     assert!(err.contains("duplicate key \"d\""), "{err}");
+    // The shape of a version event before the CLI went through serde: "version" twice.
+    let old_event = "{\"event\":\"version\",\"version\":1,\"not_seen\":0,\"changes\":{},\
+                     \"writer\":{\"pid\":1,\"alive\":true},\"version\":1}\n";
+    assert!(strict(old_event)
+        .unwrap_err()
+        .contains("duplicate key \"version\""));
     assert!(strict("{\"a\":1}{\"a\":1}\n").is_err(), "two documents");
     assert!(strict("{\"a\":1}").is_err(), "no newline");
     let v = strict("{\"a\":[1,-2,0.5,null,true,\"x\"],\"b\":{}}\n").unwrap();
