@@ -5,5 +5,6 @@
 pub mod check;
 pub mod exit;
 pub mod inspect;
+pub mod record;
 pub mod render;
 pub mod watch;

@@ -75,6 +75,8 @@ mod raw_writer;
 #[cfg(not(loom))]
 mod reader;
 #[cfg(not(loom))]
+pub mod record;
+#[cfg(not(loom))]
 pub mod schema;
 #[cfg(not(loom))]
 mod slots;
