@@ -99,8 +99,10 @@ fn summary_line(verb: &str, s: &LogSummary) -> String {
         .reason
         .map_or(String::new(), |r| format!("; ended: {}", r.describe()));
     format!(
-        "{verb} {} versions{versions}, {} skipped{end}",
-        s.records, s.skipped
+        "{verb} {} {}{versions}, {} skipped{end}",
+        s.records,
+        plural(s.records, "version"),
+        s.skipped
     )
 }
 
@@ -127,8 +129,9 @@ pub fn replay(log: &Path, to: &Path, speed: Speed, replace: bool) -> Result<(), 
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "replayed {} records (recorded versions {} ..= {}) into {} as versions 0 ..= {} in {}",
+        "replayed {} {} (recorded versions {} ..= {}) into {} as versions 0 ..= {} in {}",
         s.records,
+        plural(s.records, "record"),
         s.recorded_versions.0,
         s.recorded_versions.1,
         one_line(&to.display().to_string()),
@@ -137,6 +140,15 @@ pub fn replay(log: &Path, to: &Path, speed: Speed, replace: bool) -> Result<(), 
     )?;
     out.flush()?;
     Ok(())
+}
+
+/// `word`, with an `s` unless `n` is 1.
+fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        word.to_owned()
+    } else {
+        format!("{word}s")
+    }
 }
 
 fn torn_text(t: TornTail) -> String {

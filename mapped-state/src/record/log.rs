@@ -171,7 +171,7 @@ impl LogHeader {
             ));
         }
         let align = get64(&b, off::PAYLOAD_ALIGN);
-        if !align.is_power_of_two() || align > MAX_ALIGN || size % align != 0 {
+        if !align.is_power_of_two() || align > MAX_ALIGN || !size.is_multiple_of(align) {
             return Err(corrupt(
                 "payload_align",
                 off::PAYLOAD_ALIGN,
@@ -577,7 +577,7 @@ impl LogReader {
                 record: self.records,
                 version,
                 offset: at + RECORD_HEADER_LEN as u64 + source.offset as u64,
-                source,
+                source: Box::new(source),
             }
         })?;
         self.records += 1;

@@ -345,9 +345,9 @@ pub enum LogError {
         version: u64,
         /// File offset of the invalid value.
         offset: u64,
-        /// The field and its bytes.
+        /// The field and its bytes (boxed: keeps every `Result` of this module small).
         #[source]
-        source: DecodeError,
+        source: Box<DecodeError>,
     },
 
     /// The log ends inside a record, and the reader was asked for a complete log
