@@ -264,7 +264,9 @@ fn text_report(
     let mut log = LogReader::open(path)?;
     let mut i = 0u64;
     let mut complete = true;
-    while let Some(r) = log.next_record()? {
+    // The records surveyed: a log still being recorded may have grown since.
+    while i < summary.records {
+        let Some(r) = log.next_record()? else { break };
         let head = format!(
             "record {i}: version {}, committed {}{}, skipped {}\n",
             r.version,
@@ -379,7 +381,8 @@ fn json_report(
     }
     let mut log = LogReader::open(path)?;
     let mut first = true;
-    while let Some(r) = log.next_record()? {
+    for _ in 0..summary.records {
+        let Some(r) = log.next_record()? else { break };
         let one = (|| -> std::fmt::Result {
             if !first {
                 s.write_char(',')?;

@@ -47,7 +47,7 @@ mod replay;
 use std::path::PathBuf;
 
 pub use self::log::{LogHeader, LogReader, Record};
-pub use self::recorder::{RecordLimits, Recorder};
+pub use self::recorder::{RecordLimits, Recorder, DEFAULT_SPIN};
 pub use self::replay::{replay, ReplayOptions, ReplaySummary, Replayer, Speed};
 
 use crate::state::DecodeError;

@@ -17,6 +17,9 @@ use crate::{Error, RawReader};
 /// caught up with the writer and is about to wait, so an idle log is always complete on disk.
 const BUFFER: usize = 256 << 10;
 
+/// How long a caught-up recorder polls for the next commit before it sleeps, by default.
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
+
 /// When [`Recorder::run`] stops (besides the writer going away).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RecordLimits {
@@ -47,6 +50,7 @@ pub struct Recorder {
     skipped: u64,
     first: Option<u64>,
     last: Option<u64>,
+    spin: Duration,
 }
 
 impl Recorder {
@@ -71,6 +75,7 @@ impl Recorder {
             skipped: 0,
             first: None,
             last: None,
+            spin: DEFAULT_SPIN,
             reader,
         })
     }
@@ -118,20 +123,24 @@ impl Recorder {
         // cannot keep one call going for ever.
         let newest = self.reader.version();
         let (mut n, mut h) = (0, last + 1);
+        // Versions older than the ring holds are gone: skip them at once.
+        h = h.max(newest.saturating_sub(self.slots - 1));
         while h <= newest && n < max {
-            // Versions older than the ring holds are gone: skip them at once.
-            let oldest = self.reader.version().saturating_sub(self.slots - 1);
-            h = h.max(oldest);
             match self.reader.snapshot_version_into(h, &mut self.payload) {
                 Ok(()) => {
                     self.append(h)?;
                     n += 1;
+                    h += 1;
                 }
-                // Overwritten while it was read: counted as skipped by the next record.
-                Err(Error::VersionGone { .. }) => {}
+                Err(Error::VersionGone { .. }) => {
+                    // Overwritten while it was read (counted as skipped by the next record): the
+                    // writer is lapping the ring, so the oldest versions left are about to go
+                    // too. Go on from the oldest one its next commit leaves.
+                    let now = self.reader.version();
+                    h = (h + 1).max(now.saturating_sub(self.slots.saturating_sub(2)));
+                }
                 Err(e) => return Err(e.into()),
             }
-            h += 1;
         }
         Ok(n)
     }
@@ -175,8 +184,21 @@ impl Recorder {
             .map_err(|e| LogError::io(&self.path, "write log record", e))
     }
 
-    /// Blocks until a version newer than the last one recorded is committed (writing the
-    /// buffered records first, so a log is complete on disk whenever its recorder waits):
+    /// Sets how long [`wait`](Self::wait) polls for the next commit before it writes the
+    /// buffered records and sleeps (default [`DEFAULT_SPIN`], 20 µs; zero: sleep at once).
+    ///
+    /// A sleeping recorder learns of a commit only when it is woken, which takes tens of
+    /// microseconds (and up to a coalescing period during a burst, see
+    /// [`WakePolicy`](crate::WakePolicy)); a writer committing every few microseconds would
+    /// overrun the ring meanwhile. Polling costs up to this much CPU time per commit of a
+    /// writer slower than that.
+    pub fn set_spin(&mut self, spin: Duration) {
+        self.spin = spin;
+    }
+
+    /// Blocks until a version newer than the last one recorded is committed: polls for
+    /// [`set_spin`](Self::set_spin)'s time, then writes the buffered records (so a log is
+    /// complete on disk whenever its recorder sleeps) and sleeps on the file's futex.
     /// `Ok(true)` then, `Ok(false)` when `timeout` passes first. `Err(LogError::State(
     /// Error::WriterGone))` when no writer holds the file or it was superseded, as
     /// [`RawReader::wait_for_update`] says.
@@ -185,7 +207,18 @@ impl Recorder {
         if self.last.is_none() || self.reader.version() > since {
             return Ok(true);
         }
+        let start = Instant::now();
+        let spin = timeout.map_or(self.spin, |t| t.min(self.spin));
+        while start.elapsed() < spin {
+            for _ in 0..16 {
+                std::hint::spin_loop();
+            }
+            if self.reader.version() > since {
+                return Ok(true);
+            }
+        }
         self.flush()?;
+        let timeout = timeout.map(|t| t.saturating_sub(start.elapsed()));
         Ok(self.reader.wait_for_update(since, timeout)?.is_some())
     }
 

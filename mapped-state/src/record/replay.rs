@@ -79,7 +79,8 @@ impl ReplayOptions {
     }
 
     /// Refuse a log with a torn tail or without an end record (default: replay what is
-    /// complete), see [`LogReader::require_complete`].
+    /// complete, unless the `LogReader` given to [`Replayer::new`] was made strict), see
+    /// [`LogReader::require_complete`].
     pub fn require_complete(mut self, yes: bool) -> Self {
         self.require_complete = yes;
         self
@@ -125,7 +126,11 @@ impl Replayer {
     /// and that record's payload as its initial value. A log without a record cannot be
     /// replayed (`LogError::Unfinished` with 0 records).
     pub fn new(log: LogReader, to: &Path, opts: &ReplayOptions) -> Result<Replayer, LogError> {
-        let mut log = log.require_complete(opts.require_complete);
+        let mut log = if opts.require_complete {
+            log.require_complete(true)
+        } else {
+            log
+        };
         let Some(first) = log.next_record()? else {
             return Err(LogError::Unfinished {
                 path: log.path().to_owned(),
