@@ -1,11 +1,13 @@
 //! How much of a busy writer `record` captures: a writer thread commits flat out (or at a set
-//! rate) for a second while a `Recorder` in the main thread follows it, then the writer exits
-//! and the recording ends. Prints a Markdown table: commits, versions captured per second, the
-//! share skipped (versions overwritten in the ring before the recorder read them), and the log's
-//! size.
+//! rate) while a `Recorder` in the main thread follows it, then the writer exits and the
+//! recording ends. Prints a Markdown table: commits, versions captured per second, the share
+//! skipped (versions overwritten in the ring before the recorder read them), the log's write
+//! rate, the share of a core the recorder thread got (its CPU time over the run: on a loaded
+//! machine it waits for a CPU, and every version committed meanwhile past the ring's size is
+//! lost), and versions captured per second of that CPU time. `docs/bench-record.md` has a run.
 //!
 //! ```sh
-//! cargo run --release --example record_bench            # about 10 seconds
+//! cargo run --release --example record_bench            # 1 s per row, about 12 s
 //! cargo run --release --example record_bench -- 3       # 3 seconds per row
 //! ```
 //!
