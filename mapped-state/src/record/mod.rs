@@ -417,7 +417,8 @@ pub(crate) fn put64(b: &mut [u8], at: usize, v: u64) {
     b[at..at + 8].copy_from_slice(&v.to_ne_bytes());
 }
 
-/// The end record for `summary` ended at `ended_ns`.
+/// The end record of a recording of `records` records and `skipped` skipped versions that
+/// ended (for `reason`) at `ended_ns`.
 pub(crate) fn encode_end(
     reason: EndReason,
     records: u64,
