@@ -414,3 +414,61 @@ fn hostile_logs_fail_with_one_line_errors() {
     let o = run(&["replay", s(&bad), "--to", s(&dir.path("y.state"))]);
     assert_fails(&o, 1, &bad, &["not a mapped-state log"]);
 }
+
+#[test]
+fn a_killed_recording_leaves_a_log_that_inspects_and_replays() {
+    let dir = Scratch::new("killed");
+    let (file, log, copy) = (
+        dir.path("k.state"),
+        dir.path("k.log"),
+        dir.path("copy.state"),
+    );
+    let mut w = Writer::<Telemetry>::create(&file, &value(0)).unwrap();
+    let mut rec = Recording::spawn(&file, &log, &["--duration", "60"]);
+    assert!(rec.line().contains("from version 0"));
+    for n in 1..=3 {
+        std::thread::sleep(Duration::from_millis(10));
+        w.publish(&value(n));
+    }
+    // A caught-up recorder writes what it holds before it sleeps: wait until the four records
+    // are in the file, then kill it (SIGKILL: no chance to finish).
+    let manifest_len = {
+        let b = std::fs::read(&log).unwrap();
+        u64::from_ne_bytes(b[48..56].try_into().unwrap())
+    };
+    let want = 96 + manifest_len + 4 * (40 + Telemetry::TYPE.size as u64);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::fs::metadata(&log).unwrap().len() < want {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the recorder never wrote its records"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    rec.child.kill().unwrap();
+    let (_, _, code) = rec.finish();
+    assert_eq!(code, None, "killed by a signal");
+
+    let o = run(&["inspect", s(&log)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("records   4, versions 0 ..= 3, 0 skipped"),
+        "{text}"
+    );
+    assert!(text.contains("end       no end record"), "{text}");
+    let j: serde_json::Value =
+        serde_json::from_str(&stdout(&run(&["inspect", "--json", s(&log)]))).unwrap();
+    assert_eq!(j["end"], serde_json::Value::Null);
+    let o = run(&["replay", s(&log), "--to", s(&copy), "--speed", "max"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("note: the log has no end record"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        Reader::<Telemetry>::open(&copy).unwrap().load().unwrap(),
+        value(3)
+    );
+}
