@@ -191,17 +191,22 @@ impl io::Write for CountCap {
     }
 }
 
+/// Whether `value`, as one line of JSON and its newline, fits in `budget` bytes: serialized
+/// only counting, nothing kept.
+pub fn fits(value: &impl Serialize, budget: usize) -> Result<(), serde_json::Error> {
+    let mut count = CountCap {
+        left: budget.saturating_sub(1),
+    };
+    serde_json::to_writer(&mut count, value)
+}
+
 /// Writes `value` as one line of JSON to `out`, if it fits the file's output budget; otherwise
 /// writes nothing and gives the `too_large` error. The value is serialized twice, first only
 /// counting, so that neither a cut-off document (it would not parse) nor a buffer of the whole
 /// output is needed.
 pub fn line(r: &RawReader, out: &mut dyn io::Write, value: &impl Serialize) -> Result<(), Exit> {
     let budget = render::output_budget(r.header().file_len);
-    // A newline counts too.
-    let mut count = CountCap {
-        left: budget.saturating_sub(1),
-    };
-    if serde_json::to_writer(&mut count, value).is_err() {
+    if fits(value, budget).is_err() {
         return Err(crate::inspect::too_large(r, "JSON rendering"));
     }
     serde_json::to_writer(&mut *out, value).map_err(io::Error::from)?;

@@ -6,5 +6,6 @@ pub mod check;
 pub mod exit;
 pub mod inspect;
 pub mod json;
+pub mod record;
 pub mod render;
 pub mod watch;

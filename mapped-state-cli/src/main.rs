@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use mapped_state_cli::{check, exit::Exit, inspect, watch};
+use mapped_state_cli::{check, exit::Exit, inspect, record, watch};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -47,10 +47,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Print a state file's header, writer, version and every field by name with its value.
+    /// Print a state file's header, writer, version and every field by name with its value;
+    /// or, for a log written by `record`, its header, totals and every record's value.
     #[command(after_help = format!("{JSON_NUMBERS}\n\n{EXIT_CODES}"))]
     Inspect {
-        /// The state file.
+        /// The state file, or a log written by `record` (told apart by its first bytes).
         file: PathBuf,
         /// Print one JSON object instead of text (see below for how numbers are written).
         #[arg(long)]
@@ -96,6 +97,46 @@ enum Command {
         quiet: bool,
         #[command(flatten)]
         open: OpenArgs,
+    },
+    /// Append every version of a state file to a log of its own (never writing to the state
+    /// file), until --count, --duration, or the writer's exit or the file's replacement.
+    ///
+    /// After a burst of commits, reads every version still in the file's ring; the versions it
+    /// could not read are counted as skipped. Prints a line once the first version is in the
+    /// log and one when it ends. The log format is in docs/FORMAT.md, section 13.
+    #[command(after_help = EXIT_CODES)]
+    Record {
+        /// The state file.
+        file: PathBuf,
+        /// The log to create (refused if anything exists there).
+        #[arg(long, value_name = "LOG")]
+        out: PathBuf,
+        /// Stop once N versions are in the log (the first counts).
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        /// Stop after SECS seconds (fractions allowed).
+        #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+        duration: Option<Duration>,
+        #[command(flatten)]
+        open: OpenArgs,
+    },
+    /// Re-publish a log's records into a new state file of the same schema: the first record is
+    /// its version 0, each later record one commit, at the recorded pace divided by --speed.
+    #[command(after_help = EXIT_CODES)]
+    Replay {
+        /// The log, written by `record`.
+        log: PathBuf,
+        /// The state file to create.
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+        /// A factor on the recorded pace (2 = twice as fast), or `max` (or 0) for as fast as
+        /// possible.
+        #[arg(long, value_name = "X", default_value = "1", value_parser = record::parse_speed)]
+        speed: mapped_state::record::Speed,
+        /// Replace a state file already at --to (it must have no live writer; its readers are
+        /// told to reopen).
+        #[arg(long)]
+        replace: bool,
     },
     /// Compare the schemas stored in two state files field by field.
     #[command(after_help = EXIT_CODES)]
@@ -159,7 +200,28 @@ fn parse_hash(s: &str) -> Result<u64, String> {
 
 fn run(cli: Cli) -> Result<(), Exit> {
     match cli.command {
+        Command::Inspect { file, json, .. } if record::is_log(&file) => {
+            record::inspect(&file, json)
+        }
         Command::Inspect { file, json, open } => inspect::run(&file, &open.options(), json),
+        Command::Record {
+            file,
+            out,
+            count,
+            duration,
+            open,
+        } => record::record(
+            &file,
+            &open.options(),
+            &out,
+            &mapped_state::record::RecordLimits { count, duration },
+        ),
+        Command::Replay {
+            log,
+            to,
+            speed,
+            replace,
+        } => record::replay(&log, &to, speed, replace),
         Command::Watch {
             file,
             json,

@@ -610,3 +610,57 @@ fn watch_json_change_keys_of_awkward_names_are_distinct() {
     );
     assert_eq!(watch.finish(), Some(0));
 }
+
+#[test]
+fn inspect_json_of_a_log_is_strict() {
+    use mapped_state::record::{EndReason, Recorder};
+    let dir = Scratch::new("log");
+    let path = dir.path("telemetry.state");
+    let mut w = Writer::<Telemetry>::create(&path, &sample()).unwrap();
+    let log = dir.path("telemetry.log");
+    let mut rec = Recorder::create(mapped_state::RawReader::open(&path).unwrap(), &log).unwrap();
+    rec.capture().unwrap();
+    for n in 1..=3u32 {
+        let mut v = sample();
+        v.rpm = n;
+        w.publish(&v);
+        rec.capture().unwrap();
+    }
+    rec.finish(EndReason::Stopped).unwrap();
+    let o = run(&["inspect", "--json", s(&log)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let v = strict(&out).unwrap();
+    assert_eq!(
+        keys(&v),
+        set(&[
+            "file",
+            "kind",
+            "log_format_version",
+            "file_size",
+            "schema",
+            "source",
+            "started",
+            "records",
+            "skipped",
+            "first_version",
+            "last_version",
+            "end",
+            "torn_tail",
+            "values",
+        ])
+    );
+    let values = v["values"].as_array().unwrap();
+    assert_eq!(values.len(), 4);
+    for (n, r) in values.iter().enumerate() {
+        assert_eq!(
+            keys(r),
+            set(&["version", "commit_time", "from_history", "skipped", "value"])
+        );
+        assert_eq!(
+            r["value"]["rpm"],
+            if n == 0 { sample().rpm } else { n as u32 }
+        );
+    }
+}

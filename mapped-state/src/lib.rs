@@ -168,6 +168,8 @@ mod raw_writer;
 #[cfg(not(loom))]
 mod reader;
 #[cfg(not(loom))]
+pub mod record;
+#[cfg(not(loom))]
 pub mod schema;
 #[cfg(all(feature = "serde", not(loom)))]
 mod serde_impls;

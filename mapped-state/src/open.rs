@@ -67,6 +67,8 @@ pub(crate) struct Validated {
     pub(crate) file: File,
     pub(crate) header: Header,
     pub(crate) schema: Type,
+    /// The manifest's bytes, as validated (a recorder copies them into its log's header).
+    pub(crate) manifest: Vec<u8>,
     /// The manifest's first 8 bytes (zero past its end), as validated: the word a reader checks
     /// to notice that the file was truncated under its mapping (`Mapping::intact`).
     pub(crate) canary: u64,
@@ -162,6 +164,7 @@ pub(crate) fn validate(path: &Path, file: File) -> Result<Validated, Error> {
         file,
         header,
         schema,
+        manifest,
         canary: u64::from_ne_bytes(head),
     })
 }

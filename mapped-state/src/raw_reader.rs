@@ -33,6 +33,8 @@ pub struct RawReader {
     path: PathBuf,
     header: Header,
     schema: Type,
+    /// The manifest's bytes as validated at open (they never change once published).
+    manifest: Box<[u8]>,
 }
 
 impl RawReader {
@@ -59,6 +61,7 @@ impl RawReader {
             path: path.to_owned(),
             header: v.header,
             schema: v.schema,
+            manifest: v.manifest.into_boxed_slice(),
         })
     }
 
@@ -75,6 +78,14 @@ impl RawReader {
     /// The type stored in the file, from its manifest.
     pub fn schema(&self) -> &Type {
         &self.schema
+    }
+
+    /// The schema manifest's bytes as validated at open (section 6 of `docs/FORMAT.md`): what
+    /// [`schema`](Self::schema) was decoded from, and what
+    /// [`RawWriter::create_from_manifest`](crate::RawWriter::create_from_manifest) takes to
+    /// create a file of the same schema.
+    pub fn manifest(&self) -> &[u8] {
+        &self.manifest
     }
 
     /// Sets how many times a snapshot read retries before `Error::Contended`.
@@ -108,16 +119,27 @@ impl RawReader {
 
     /// A consistent copy of the payload of version `version`, if it is still in the ring.
     pub fn snapshot_version(&self, version: u64) -> Result<Vec<u8>, Error> {
-        let size = self.header.payload_size as usize;
-        let mut out = vec![0u8; size];
-        let ring = self.map.ring();
-        let (first, words) = crate::words::word_span(0, size);
-        let mut buf = vec![0u64; words];
-        ring.try_read_version(version, first, words, |i, w| buf[i] = w)
-            .map_err(|past| self.past(version, past))?;
-        self.check_intact()?;
-        out.copy_from_slice(&crate::words::bytes_of(&buf)[..size]);
+        let mut out = vec![0u8; self.header.payload_size as usize];
+        self.snapshot_version_into(version, &mut out)?;
         Ok(out)
+    }
+
+    /// `snapshot_version` into `out` (its first `payload_size` bytes at most), allocating
+    /// nothing: what a recorder reading every version of a busy writer uses. On an error `out`
+    /// holds nothing valid.
+    pub fn snapshot_version_into(&self, version: u64, out: &mut [u8]) -> Result<(), Error> {
+        let n = out.len().min(self.header.payload_size as usize);
+        let out = &mut out[..n];
+        let ring = self.map.ring();
+        let (first, words) = crate::words::word_span(0, n);
+        ring.try_read_version(version, first, words, |i, w| {
+            let b = w.to_ne_bytes();
+            let at = i * 8;
+            let take = (n - at).min(8);
+            out[at..at + take].copy_from_slice(&b[..take]);
+        })
+        .map_err(|past| self.past(version, past))?;
+        self.check_intact()
     }
 
     /// `Ok` unless the file was truncated under the mapping (`Error::Truncated`). Every read

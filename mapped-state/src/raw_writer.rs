@@ -60,11 +60,74 @@ impl RawWriter {
         initial: &[u8],
         opts: &CreateOptions,
     ) -> Result<Self, Error> {
+        assert_eq!(initial.len(), ty.size, "initial value of the wrong size");
         let manifest = manifest_bytes(ty);
-        let hash = crate::schema::fnv1a64(&manifest);
+        let name = || crate::manifest::Type::from_desc(ty).name();
+        Self::create_with(path, &manifest, name, ty.size, ty.align, initial, opts)
+    }
+
+    /// Creates a state file whose schema is given by its manifest bytes (section 6 of
+    /// `docs/FORMAT.md`; [`RawReader::manifest`](crate::RawReader::manifest) gives a file's),
+    /// with no Rust type: what `replay` uses to recreate a recorded file. The manifest is decoded
+    /// and validated as a reader would (`Error::CorruptManifest` names the manifest byte), and
+    /// `initial` must be a valid value of its type, `size` bytes long (`Error::InvalidValue`
+    /// names the field). The file appears at `path` complete or not at all, as with
+    /// [`create`](Self::create).
+    pub fn create_from_manifest(
+        path: &Path,
+        manifest: &[u8],
+        initial: &[u8],
+        opts: &CreateOptions,
+    ) -> Result<Self, Error> {
+        let ty =
+            crate::manifest::Type::from_manifest(manifest).map_err(|e| Error::CorruptManifest {
+                path: path.to_owned(),
+                offset: e.offset,
+                reason: e.reason,
+            })?;
+        if initial.len() != ty.size {
+            return Err(Error::InvalidValue {
+                path: path.to_owned(),
+                source: crate::state::DecodeError::new(
+                    &initial[..initial.len().min(16)],
+                    format!(
+                        "a value of {} bytes (the manifest's type `{}`), not {} bytes",
+                        ty.size,
+                        ty.name(),
+                        initial.len()
+                    ),
+                ),
+            });
+        }
+        crate::dynamic::validate(&ty, initial).map_err(|source| Error::InvalidValue {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::create_with(
+            path,
+            manifest,
+            || ty.name(),
+            ty.size,
+            ty.align,
+            initial,
+            opts,
+        )
+    }
+
+    /// `create` of a checked manifest and a value of its size.
+    fn create_with(
+        path: &Path,
+        manifest: &[u8],
+        name: impl Fn() -> String,
+        size: usize,
+        align: usize,
+        initial: &[u8],
+        opts: &CreateOptions,
+    ) -> Result<Self, Error> {
+        let hash = crate::schema::fnv1a64(manifest);
         let unsupported = |reason: String| Error::UnsupportedType {
             path: path.to_owned(),
-            name: crate::manifest::Type::from_desc(ty).name(),
+            name: name(),
             reason,
         };
         if !crate::format::slots_ok(opts.slots) {
@@ -75,15 +138,14 @@ impl RawWriter {
                 crate::format::MAX_SLOTS
             )));
         }
-        let header = Header::for_payload(hash, ty.size, ty.align, opts.slots, manifest.len(), nonce())
+        let header = Header::for_payload(hash, size, align, opts.slots, manifest.len(), nonce())
             .ok_or_else(|| {
                 unsupported(format!(
-                    "payload of {} bytes aligned to {} in {} slots (format v2 takes 1 byte to 1 GiB, alignment up to 64, a ring up to 4 GiB)",
-                    ty.size, ty.align, opts.slots
+                    "payload of {size} bytes aligned to {align} in {} slots (format v2 takes 1 byte to 1 GiB, alignment up to 64, a ring up to 4 GiB)",
+                    opts.slots
                 ))
             })?;
-        assert_eq!(initial.len(), ty.size, "initial value of the wrong size");
-        let created = create(path, &header, &manifest, initial, opts)?;
+        let created = create(path, &header, manifest, initial, opts)?;
         let map =
             Mapping::read_write(&created.file, &header).map_err(|e| Error::io(path, "mmap", e))?;
         let mut current = vec![0u64; header.payload_words()];
