@@ -144,8 +144,10 @@ pub enum Error {
         actual: u64,
     },
 
-    /// The file holds another type than the one it is opened as.
-    #[error("{path}: schema mismatch: file holds `{found_name}` (hash {found_hash:#018x}), opened as `{expected_name}` (hash {expected_hash:#018x}){}", format_diff(differences))]
+    /// The file holds another type than the one it is opened as, and not one it can read (see
+    /// the schema evolution rules, `mapped_state::evolve`). Told from the caller's side: what
+    /// this program's type has that the file lacks or holds differently, and how to fix it.
+    #[error("{path}: schema mismatch: this program's `{expected_name}` (hash {expected_hash:#018x}) cannot use the file's `{found_name}` (hash {found_hash:#018x}){}{}", format_diff(differences), format_fix(fix))]
     SchemaMismatch {
         /// The file.
         path: PathBuf,
@@ -157,8 +159,11 @@ pub enum Error {
         found_name: String,
         /// Schema hash stored in the file.
         found_hash: u64,
-        /// Field-level differences, one line each (`temperature_c: f32 @4 -> f64 @8`).
+        /// One line per problem, from the caller's side (``this program's `Config` has
+        /// `timeout_ms: u32 @96`, the file has no such field``).
         differences: Vec<String>,
+        /// What to do about it (declare a default, migrate, replace).
+        fix: String,
     },
 
     /// Another process holds the writer lock.
@@ -267,7 +272,15 @@ fn format_diff(diff: &[String]) -> String {
     if diff.is_empty() {
         String::new()
     } else {
-        format!("; differences: {}", diff.join(", "))
+        format!(": {}", diff.join("; "))
+    }
+}
+
+fn format_fix(fix: &str) -> String {
+    if fix.is_empty() {
+        String::new()
+    } else {
+        format!(". Fix: {fix}")
     }
 }
 

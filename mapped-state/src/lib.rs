@@ -53,6 +53,8 @@ pub mod dynamic;
 #[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]
+pub mod evolve;
+#[cfg(not(loom))]
 mod fixed_str;
 #[cfg(not(loom))]
 pub mod format;

@@ -225,7 +225,7 @@ impl Type {
 
     /// A description for diffs: enums list their representation and up to 16 variants (a
     /// manifest may declare 100,000; the message stays readable and small).
-    fn signature(&self) -> String {
+    pub(crate) fn signature(&self) -> String {
         const SHOWN: usize = 16;
         match &self.kind {
             TypeKind::Enum {

@@ -60,6 +60,18 @@ impl RawWriter {
         initial: &[u8],
         opts: &CreateOptions,
     ) -> Result<Self, Error> {
+        let (header, manifest) = Self::header_for(path, ty, opts)?;
+        assert_eq!(initial.len(), ty.size, "initial value of the wrong size");
+        let created = create(path, &header, &manifest, initial, opts)?;
+        Self::from_created(path, header, created, initial)
+    }
+
+    /// The header and manifest of a new file for `ty` with `opts`, or why it cannot be made.
+    fn header_for(
+        path: &Path,
+        ty: &TypeDesc,
+        opts: &CreateOptions,
+    ) -> Result<(Header, Vec<u8>), Error> {
         let manifest = manifest_bytes(ty);
         let hash = crate::schema::fnv1a64(&manifest);
         let unsupported = |reason: String| Error::UnsupportedType {
@@ -82,8 +94,15 @@ impl RawWriter {
                     ty.size, ty.align, opts.slots
                 ))
             })?;
-        assert_eq!(initial.len(), ty.size, "initial value of the wrong size");
-        let created = create(path, &header, &manifest, initial, opts)?;
+        Ok((header, manifest))
+    }
+
+    fn from_created(
+        path: &Path,
+        header: Header,
+        created: crate::create::Created,
+        initial: &[u8],
+    ) -> Result<Self, Error> {
         let map =
             Mapping::read_write(&created.file, &header).map_err(|e| Error::io(path, "mmap", e))?;
         let mut current = vec![0u64; header.payload_words()];
@@ -98,6 +117,44 @@ impl RawWriter {
             current,
             true,
         ))
+    }
+
+    /// Replaces the state file at `path` (of any schema) by a new one for `ty`, atomically, under
+    /// the path's writer lock, taken before the old file is read (so no writer commits between
+    /// the read and the replacement): `migrate` gets the old file, validated, and its committed
+    /// payload, and returns the new file's initial bytes (`ty.size` long). The old file is then
+    /// flagged superseded, so that its readers reopen the path. `opts.replace` is implied.
+    pub(crate) fn create_migrating(
+        path: &Path,
+        ty: &TypeDesc,
+        opts: &CreateOptions,
+        migrate: impl FnOnce(&Validated, &[u8]) -> Result<Vec<u8>, Error>,
+    ) -> Result<Self, Error> {
+        let (header, manifest) = Self::header_for(path, ty, opts)?;
+        let lock = crate::create::lock_for_create(path, opts)?;
+        let read_old = || -> Result<Vec<u8>, Error> {
+            // Validated under the lock: the file at the path now is the one replaced.
+            let v = validate(path, open_checked(path, false, &OpenOptions::new())?)?;
+            let again = Validated {
+                file: v.file.try_clone().map_err(|e| Error::io(path, "dup", e))?,
+                header: v.header.clone(),
+                schema: v.schema.clone(),
+                canary: v.canary,
+            };
+            let (payload, _) = crate::RawReader::from_validated(path, again)?.snapshot()?;
+            migrate(&v, &payload)
+        };
+        let initial = match read_old() {
+            Ok(i) => i,
+            Err(e) => {
+                lock.abandon();
+                return Err(e);
+            }
+        };
+        assert_eq!(initial.len(), ty.size, "migrated value of the wrong size");
+        let opts = opts.clone().replace(true);
+        let created = crate::create::build(path, &header, &manifest, &initial, &opts, lock)?;
+        Self::from_created(path, header, created, &initial)
     }
 
     fn assemble(
