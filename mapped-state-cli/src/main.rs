@@ -95,7 +95,8 @@ enum Command {
         #[command(flatten)]
         open: OpenArgs,
     },
-    /// Compare the schemas stored in two state files field by field.
+    /// Compare the schemas stored in two state files field by field, and say whether readers of
+    /// the first (OLD) can open the second (NEW), and why not.
     #[command(after_help = EXIT_CODES)]
     Diff {
         /// The file taken as the old schema.

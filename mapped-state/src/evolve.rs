@@ -76,6 +76,11 @@ impl Compatibility {
 /// Most lines a check lists; the rest are counted in a last line.
 const MAX_LINES: usize = crate::manifest::MAX_DIFFERENCES;
 
+/// A name as shown in a message: names may be 65,535 bytes long, a line stays short.
+fn short(name: &str) -> String {
+    crate::manifest::dotted(&[name])
+}
+
 fn push(lines: &mut Vec<String>, more: &mut usize, line: impl FnOnce() -> String) {
     if lines.len() < MAX_LINES {
         lines.push(line());
@@ -94,7 +99,7 @@ pub fn check(reader: &Type, file: &Type) -> Compatibility {
         notes: Vec::new(),
     };
     let (mut more_problems, mut more_notes) = (0, 0);
-    let mine = reader.name();
+    let mine = short(&reader.name());
     match (&reader.kind, &file.kind) {
         (
             TypeKind::Struct {
@@ -109,18 +114,19 @@ pub fn check(reader: &Type, file: &Type) -> Compatibility {
             if rn != fname {
                 push(&mut c.problems, &mut more_problems, || {
                     format!(
-                        "this program's type is named `{rn}`, the file holds a `{fname}` (if it is the same data, name it with `#[mapped_state(name = \"{fname}\")]`)"
+                        "this program's type is named `{}`, the file holds a `{}` (if it is the same data, name it with `#[mapped_state(name = \"{}\")]`)",
+                        short(rn), short(fname), short(fname)
                     )
                 });
             }
             let by_name: std::collections::HashMap<&str, &crate::manifest::Field> =
                 ff.iter().map(|f| (&*f.name, f)).collect();
             for (index, f) in rf.iter().enumerate() {
-                let shown = format!("{}: {} @{}", f.name, f.ty.signature(), f.offset);
+                let shown = format!("{}: {} @{}", short(&f.name), f.ty.signature(), f.offset);
                 match by_name.get(&*f.name) {
                     None => c.absent.push(AbsentField {
                         index,
-                        name: f.name.to_string(),
+                        name: short(&f.name),
                         shown: format!("{} @{}", f.ty.signature(), f.offset),
                     }),
                     Some(g) => {
@@ -130,7 +136,7 @@ pub fn check(reader: &Type, file: &Type) -> Compatibility {
                                 let detail = why.map(|w| format!(" ({w})")).unwrap_or_default();
                                 format!(
                                     "this program's `{mine}` has `{shown}`, the file has `{}: {} @{}`{detail}",
-                                    g.name,
+                                    short(&g.name),
                                     g.ty.signature(),
                                     g.offset
                                 )
@@ -144,7 +150,7 @@ pub fn check(reader: &Type, file: &Type) -> Compatibility {
                 push(&mut c.notes, &mut more_notes, || {
                     format!(
                         "the file has `{}: {} @{}`, which this program's `{mine}` does not read",
-                        g.name,
+                        short(&g.name),
                         g.ty.signature(),
                         g.offset
                     )
@@ -346,9 +352,14 @@ fn reader_fix(c: &Compatibility, missing_defaults: bool) -> String {
 fn mismatch<T: Fields>(
     path: &Path,
     v: &Validated,
-    differences: Vec<String>,
+    mut differences: Vec<String>,
     fix: String,
 ) -> Error {
+    if differences.len() > MAX_LINES + 1 {
+        let more = differences.len() - MAX_LINES;
+        differences.truncate(MAX_LINES);
+        differences.push(format!("... and {more} more lines"));
+    }
     Error::SchemaMismatch {
         path: path.to_owned(),
         expected_name: Type::from_desc(T::TYPE).name(),
