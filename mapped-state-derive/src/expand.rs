@@ -79,10 +79,14 @@ fn pins(ty: &Ident, attrs: &ContainerAttrs, p: &TokenStream) -> TokenStream {
                         .str(#head)
                         .hex(__actual)
                         .str(", not the pinned ")
-                        .hex(#pinned)
-                        .str(": its layout or a name changed; if that is intended, pin `schema_hash = ")
-                        .hex(__actual)
-                        .str("` (files written with the old layout will no longer open as this type)");
+                        .hex(#pinned);
+                    let __msg = #p::explain_pin(
+                        __msg,
+                        <#ty as #p::MappedState>::TYPE,
+                        #pinned,
+                    )
+                    .hex(__actual)
+                    .str("`");
                     ::core::panic!("{}", __msg.as_str());
                 }
             };

@@ -117,7 +117,9 @@ pub use mapped_state_derive::MappedState;
 #[doc(hidden)]
 #[cfg(not(loom))]
 pub mod __private {
-    pub use crate::derive_support::{invalid_enum, Align, AlignMarker, ConstMsg, FieldType, Slot};
+    pub use crate::derive_support::{
+        explain_pin, invalid_enum, Align, AlignMarker, ConstMsg, FieldType, Slot,
+    };
     pub use crate::schema::{
         align_up, check_type, hex_u64, EnumDesc, FieldDesc, Kind, Prim, StructDesc, TypeDesc,
         VariantDesc,
