@@ -68,7 +68,10 @@ fn changed_struct_is_refused_with_a_field_diff() {
         "diff must show the type change: {text}"
     );
     // The moved field (its offset changed because the field before it grew).
-    assert!(text.contains("has `enabled: bool @16`, the file has `enabled: bool @8`"), "{text}");
+    assert!(
+        text.contains("has `enabled: bool @16`, the file has `enabled: bool @8`"),
+        "{text}"
+    );
     // The field this program added, which the file lacks (and which declares no default).
     assert!(
         text.contains("has `mode_flags: u16 @18`, the file has no such field"),

@@ -219,7 +219,9 @@ fn child_process() {
             }
             // History reads go through the defaults too.
             let newest = r.version();
-            let h = r.load_version(newest).expect("newest version is in the ring");
+            let h = r
+                .load_version(newest)
+                .expect("newest version is in the ring");
             assert_eq!(h.timeout_ms, 30_000);
             common::report(
                 &role,
@@ -240,7 +242,10 @@ fn child_process() {
                 text.contains("this program's `Config` has `temperature_c: f64 @8`, the file has `temperature_c: f32 @4`"),
                 "{text}"
             );
-            assert!(text.contains("Fix: a field may never change type"), "{text}");
+            assert!(
+                text.contains("Fix: a field may never change type"),
+                "{text}"
+            );
             common::report(&role, &[("refused", "1".to_owned())]);
         }
         other => panic!("unknown role {other}"),
@@ -308,6 +313,25 @@ fn a_process_with_a_retyped_field_is_refused_with_the_callers_side_and_the_fix()
 }
 
 #[test]
+fn the_hash_of_a_type_without_its_appended_fields_is_the_old_types() {
+    use mapped_state::MappedState;
+    // What lets a pinned `schema_hash` name the appended fields (tests/ui/schema_hash_appended).
+    let t = <v2_strict::NoDefault as MappedState>::TYPE;
+    assert_eq!(
+        mapped_state::schema::prefix_hash(t, 4),
+        <v1::Config as MappedState>::SCHEMA_HASH
+    );
+    assert_ne!(
+        mapped_state::schema::prefix_hash(t, 3),
+        <v1::Config as MappedState>::SCHEMA_HASH
+    );
+    assert_eq!(
+        mapped_state::schema::prefix_hash(t, 5),
+        <v2_strict::NoDefault as MappedState>::SCHEMA_HASH
+    );
+}
+
+#[test]
 fn a_field_lacking_in_the_file_needs_a_default() {
     let dir = TempDir::new("evolve-no-default");
     let path = dir.join("config.state");
@@ -341,7 +365,9 @@ fn a_removed_field_refuses_the_readers_that_still_have_it() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("the file has `timeout_ms: u32 @12`, which this program's `Config` does not read"),
+        e.contains(
+            "the file has `timeout_ms: u32 @12`, which this program's `Config` does not read"
+        ),
         "{e}"
     );
     assert!(e.contains("drop `OpenOptions::exact_schema`"), "{e}");
@@ -356,7 +382,10 @@ fn an_enum_may_gain_a_variant_and_an_old_reader_fails_only_on_that_value() {
     assert_eq!(r.mode().unwrap(), v1::Mode::Running);
     w.set_mode(v2::Mode::Fault);
     let e = r.mode().unwrap_err().to_string();
-    assert!(e.contains("field `mode` at payload byte 9 holds [02]"), "{e}");
+    assert!(
+        e.contains("field `mode` at payload byte 9 holds [02]"),
+        "{e}"
+    );
     assert!(matches!(r.load(), Err(Error::InvalidValue { .. })));
     w.set_mode(v2::Mode::Idle);
     assert_eq!(r.load().unwrap().mode, v1::Mode::Idle);
@@ -420,7 +449,9 @@ fn a_writer_of_a_newer_type_is_refused_with_the_fix() {
     ] {
         let text = e.to_string();
         assert!(
-            text.contains("this program's `Config` has `timeout_ms: u32 @12`, the file has no such field"),
+            text.contains(
+                "this program's `Config` has `timeout_ms: u32 @12`, the file has no such field"
+            ),
             "{text}"
         );
         assert!(text.contains("Writer::open_migrating"), "{text}");
@@ -430,8 +461,14 @@ fn a_writer_of_a_newer_type_is_refused_with_the_fix() {
     let path2 = dir.join("newer.state");
     drop(Writer::<v2::Config>::create(&path2, &v2_value(5)).unwrap());
     let text = Writer::<v1::Config>::open(&path2).unwrap_err().to_string();
-    assert!(text.contains("a writer must match the file's schema exactly"), "{text}");
-    assert!(text.contains("the file has `timeout_ms: u32 @12`"), "{text}");
+    assert!(
+        text.contains("a writer must match the file's schema exactly"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the file has `timeout_ms: u32 @12`"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -441,11 +478,14 @@ fn a_migration_carries_the_shared_fields_and_refuses_what_it_cannot_convert() {
     drop(Writer::<v1::Config>::create(&path, &v1_value(41)).unwrap());
     let old = Reader::<v1::Config>::open(&path).unwrap();
     // A retyped field cannot be carried: refused, and the file is untouched.
-    let e = Writer::<v3::Config>::open_migrating(&path, &v3::Config {
-        rpm: 0,
-        temperature_c: 0.0,
-        enabled: false,
-    })
+    let e = Writer::<v3::Config>::open_migrating(
+        &path,
+        &v3::Config {
+            rpm: 0,
+            temperature_c: 0.0,
+            enabled: false,
+        },
+    )
     .unwrap_err()
     .to_string();
     assert!(e.contains("a migration cannot convert it"), "{e}");
@@ -462,7 +502,11 @@ fn a_migration_carries_the_shared_fields_and_refuses_what_it_cannot_convert() {
         (41, 41.0, false, v2::Mode::Running),
         "shared fields carried over"
     );
-    assert_eq!((got.timeout_ms, got.label.as_str()), (1234, "v2"), "others from `fill`");
+    assert_eq!(
+        (got.timeout_ms, got.label.as_str()),
+        (1234, "v2"),
+        "others from `fill`"
+    );
     assert_eq!(w.version(), 0);
     w.set_rpm(42);
     let r = Reader::<v2::Config>::open_with(&path, &OpenOptions::new().exact_schema(true)).unwrap();
@@ -549,9 +593,17 @@ fn readers_following_the_path_move_to_the_migrated_file() {
         while seen_n1.load(Ordering::SeqCst) < 3 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
-        assert_eq!(seen_n1.load(Ordering::SeqCst), 3, "readers did not keep up in time");
+        assert_eq!(
+            seen_n1.load(Ordering::SeqCst),
+            3,
+            "readers did not keep up in time"
+        );
         let mut w2 = Writer::<v2::Config>::open_migrating(&path, &v2_value(0)).unwrap();
-        assert_eq!(w2.get().rpm, N1, "the old file's last value is the new file's first");
+        assert_eq!(
+            w2.get().rpm,
+            N1,
+            "the old file's last value is the new file's first"
+        );
         for k in N1 + 1..=N2 {
             w2.publish(&v2_value(k));
         }

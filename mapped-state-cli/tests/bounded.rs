@@ -187,7 +187,10 @@ fn a_mismatched_type_lists_a_bounded_diff() {
     };
     // Telemetry's 9 fields, and the file's one top-level field (whose name is 65,535 bytes).
     assert_eq!(differences.len(), 10, "{differences:?}");
-    assert!(differences.iter().all(|d| d.len() < 1300), "a line is too long");
+    assert!(
+        differences.iter().all(|d| d.len() < 1300),
+        "a line is too long"
+    );
     assert!(differences[9].contains("...(") && differences[9].ends_with("does not read"));
 }
 

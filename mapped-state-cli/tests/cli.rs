@@ -876,7 +876,11 @@ fn diff_says_whether_readers_of_old_can_open_new() {
         }
     }
     let dir = Scratch::new("diff-evolve");
-    let (a, b, c) = (dir.path("1.state"), dir.path("2.state"), dir.path("3.state"));
+    let (a, b, c) = (
+        dir.path("1.state"),
+        dir.path("2.state"),
+        dir.path("3.state"),
+    );
     drop(Writer::<v1::Config>::create(&a, &v1::Config { rpm: 1 }).unwrap());
     drop(
         Writer::<v2::Config>::create(

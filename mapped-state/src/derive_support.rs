@@ -167,7 +167,11 @@ pub const fn explain_pin(m: ConstMsg, ty: &TypeDesc, pinned: u64) -> ConstMsg {
     let mut m = m;
     if found {
         m = m.str(": the pinned hash is this type's without its last ");
-        m = m.num(count - keep).str(" ").str(what).str(if count - keep == 1 { "" } else { "s" });
+        m = m
+            .num(count - keep)
+            .str(" ")
+            .str(what)
+            .str(if count - keep == 1 { "" } else { "s" });
         m = m.str(", so these were appended: ");
         let mut i = keep;
         while i < count {
@@ -178,7 +182,9 @@ pub const fn explain_pin(m: ConstMsg, ty: &TypeDesc, pinned: u64) -> ConstMsg {
             m = match ty.kind {
                 Kind::Struct(s) => {
                     let f = &s.fields[i];
-                    push_type(m.str(f.name).str(": "), f.ty).str(" @").num(f.offset)
+                    push_type(m.str(f.name).str(": "), f.ty)
+                        .str(" @")
+                        .num(f.offset)
                 }
                 Kind::Enum(e) => m.str(e.variants[i].name),
                 _ => m,
@@ -198,7 +204,9 @@ pub const fn explain_pin(m: ConstMsg, ty: &TypeDesc, pinned: u64) -> ConstMsg {
                     if i > 0 {
                         m = m.str(", ");
                     }
-                    m = push_type(m.str(f.name).str(": "), f.ty).str(" @").num(f.offset);
+                    m = push_type(m.str(f.name).str(": "), f.ty)
+                        .str(" @")
+                        .num(f.offset);
                     i += 1;
                 }
                 m = m.str(" }` (").num(ty.size).str(" bytes)");
@@ -212,7 +220,11 @@ pub const fn explain_pin(m: ConstMsg, ty: &TypeDesc, pinned: u64) -> ConstMsg {
                     }
                     let v = e.variants[i].value;
                     m = m.str(e.variants[i].name).str(" = ");
-                    m = if v < 0 { m.str("-").num(v.unsigned_abs() as usize) } else { m.num(v as usize) };
+                    m = if v < 0 {
+                        m.str("-").num(v.unsigned_abs() as usize)
+                    } else {
+                        m.num(v as usize)
+                    };
                     i += 1;
                 }
                 m = m.str(" }`");

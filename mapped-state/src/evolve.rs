@@ -232,9 +232,7 @@ fn fits(
             for (n, v) in vb.iter() {
                 match mine.get(&**n) {
                     Some(m) if m != v => {
-                        return Some(format!(
-                            "variant `{na}::{n}` is {m} here, {v} in the file"
-                        ))
+                        return Some(format!("variant `{na}::{n}` is {m} here, {v} in the file"))
                     }
                     Some(_) => {}
                     None => {
@@ -607,7 +605,11 @@ mod tests {
 
     #[test]
     fn appended_fields_are_readable_by_old_readers_and_absent_ones_need_defaults() {
-        let v1 = st("C", 8, vec![("a", 0, prim(Prim::U32)), ("b", 4, prim(Prim::U8))]);
+        let v1 = st(
+            "C",
+            8,
+            vec![("a", 0, prim(Prim::U32)), ("b", 4, prim(Prim::U8))],
+        );
         let v2 = st(
             "C",
             16,
@@ -631,16 +633,32 @@ mod tests {
 
     #[test]
     fn retyped_moved_and_renamed_fields_are_refused_from_the_callers_side() {
-        let file = st("C", 8, vec![("a", 0, prim(Prim::U32)), ("b", 4, prim(Prim::U8))]);
-        let retyped = st("C", 8, vec![("a", 0, prim(Prim::I32)), ("b", 4, prim(Prim::U8))]);
+        let file = st(
+            "C",
+            8,
+            vec![("a", 0, prim(Prim::U32)), ("b", 4, prim(Prim::U8))],
+        );
+        let retyped = st(
+            "C",
+            8,
+            vec![("a", 0, prim(Prim::I32)), ("b", 4, prim(Prim::U8))],
+        );
         let c = check(&retyped, &file);
         assert_eq!(
             c.problems,
             ["this program's `C` has `a: i32 @0`, the file has `a: u32 @0` (`i32` here, `u32` in the file)"]
         );
-        let moved = st("C", 8, vec![("b", 0, prim(Prim::U8)), ("a", 4, prim(Prim::U32))]);
+        let moved = st(
+            "C",
+            8,
+            vec![("b", 0, prim(Prim::U8)), ("a", 4, prim(Prim::U32))],
+        );
         assert_eq!(check(&moved, &file).problems.len(), 2);
-        let renamed = st("D", 8, vec![("a", 0, prim(Prim::U32)), ("b", 4, prim(Prim::U8))]);
+        let renamed = st(
+            "D",
+            8,
+            vec![("a", 0, prim(Prim::U32)), ("b", 4, prim(Prim::U8))],
+        );
         assert!(check(&renamed, &file).problems[0].contains("named `D`"));
     }
 
@@ -661,11 +679,19 @@ mod tests {
     #[test]
     fn nested_structs_keep_their_whole_layout() {
         let inner1 = st("I", 4, vec![("x", 0, prim(Prim::U32))]);
-        let inner2 = st("I", 8, vec![("x", 0, prim(Prim::U32)), ("y", 4, prim(Prim::U32))]);
+        let inner2 = st(
+            "I",
+            8,
+            vec![("x", 0, prim(Prim::U32)), ("y", 4, prim(Prim::U32))],
+        );
         let outer = |i: Type| st("O", i.size, vec![("i", 0, i)]);
         let c = check(&outer(inner1.clone()), &outer(inner2.clone()));
         assert_eq!(c.problems.len(), 1);
-        assert!(c.problems[0].contains("size 4 align 4 here, size 8"), "{:?}", c.problems);
+        assert!(
+            c.problems[0].contains("size 4 align 4 here, size 8"),
+            "{:?}",
+            c.problems
+        );
         assert!(check(&outer(inner1.clone()), &outer(inner1)).readable());
     }
 }

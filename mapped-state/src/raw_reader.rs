@@ -6,12 +6,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::Error;
+use crate::evolve::Projection;
 use crate::format::{Header, FLAG_SUPERSEDED};
 use crate::manifest::Type;
 use crate::map::Mapping;
 use crate::notify::{Liveness, Woke};
 use crate::open::{open_checked, validate, OpenOptions};
-use crate::evolve::Projection;
 use crate::state::{MappedState, Plain};
 use crate::view::Fields;
 use crate::words::{read_value, ReadError};

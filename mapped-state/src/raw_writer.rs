@@ -122,11 +122,13 @@ impl RawWriter {
     /// Replaces the state file at `path` (of any schema) by a new one for `ty`, atomically, under
     /// the path's writer lock, taken before the old file is read (so no writer commits between
     /// the read and the replacement): `migrate` gets the old file, validated, and its committed
-    /// payload, and returns the new file's initial bytes (`ty.size` long). The old file is then
+    /// payload, and returns the new file's initial bytes (`ty.size` long); the old file is opened
+    /// with `open`. The old file is then
     /// flagged superseded, so that its readers reopen the path. `opts.replace` is implied.
     pub(crate) fn create_migrating(
         path: &Path,
         ty: &TypeDesc,
+        open: &OpenOptions,
         opts: &CreateOptions,
         migrate: impl FnOnce(&Validated, &[u8]) -> Result<Vec<u8>, Error>,
     ) -> Result<Self, Error> {
@@ -134,7 +136,7 @@ impl RawWriter {
         let lock = crate::create::lock_for_create(path, opts)?;
         let read_old = || -> Result<Vec<u8>, Error> {
             // Validated under the lock: the file at the path now is the one replaced.
-            let v = validate(path, open_checked(path, false, &OpenOptions::new())?)?;
+            let v = validate(path, open_checked(path, false, open)?)?;
             let again = Validated {
                 file: v.file.try_clone().map_err(|e| Error::io(path, "dup", e))?,
                 header: v.header.clone(),

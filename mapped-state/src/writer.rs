@@ -111,7 +111,7 @@ impl<T: Fields> Writer<T> {
         crate::evolve::plan_migration::<T>(path, &v)?;
         drop(v);
         let raw = crate::words::with_encoding(fill, |fill_bytes| {
-            RawWriter::create_migrating(path, T::TYPE, create, |old, payload| {
+            RawWriter::create_migrating(path, T::TYPE, open, create, |old, payload| {
                 let plan = crate::evolve::plan_migration::<T>(path, old)?;
                 let bytes = plan.apply(fill_bytes, payload);
                 // Carried bytes were validated as the old type's; check them as `T`'s.
