@@ -116,7 +116,7 @@ fn v1_value(k: u32) -> v1::Config {
     v1::Config {
         rpm: k,
         temperature_c: k as f32,
-        enabled: k % 2 == 0,
+        enabled: k.is_multiple_of(2),
         mode: v1::Mode::Running,
     }
 }
@@ -125,7 +125,7 @@ fn v2_value(k: u32) -> v2::Config {
     v2::Config {
         rpm: k,
         temperature_c: k as f32,
-        enabled: k % 2 == 0,
+        enabled: k.is_multiple_of(2),
         mode: v2::Mode::Running,
         timeout_ms: k.wrapping_mul(3),
         retries: [k as u16; 3],
@@ -136,7 +136,7 @@ fn v2_value(k: u32) -> v2::Config {
 /// Whether a value is one the writers publish (every field derived from the same `k`): a torn
 /// read would mix two.
 fn consistent_v1(c: &v1::Config) -> bool {
-    c.temperature_c == c.rpm as f32 && c.enabled == (c.rpm % 2 == 0)
+    c.temperature_c == c.rpm as f32 && c.enabled == c.rpm.is_multiple_of(2)
 }
 
 const CHILD: &str = "child_process";
@@ -199,7 +199,9 @@ fn child_process() {
             loop {
                 let c = r.load().expect("load");
                 reads += 1;
-                torn += u64::from(c.temperature_c != c.rpm as f32 || c.enabled != (c.rpm % 2 == 0));
+                torn += u64::from(
+                    c.temperature_c != c.rpm as f32 || c.enabled != c.rpm.is_multiple_of(2),
+                );
                 let defaults_ok = c.timeout_ms == 30_000
                     && c.retries == [0; 3]
                     && c.label.as_str() == "unnamed"

@@ -55,6 +55,50 @@ impl std::fmt::Display for Insecurity {
     }
 }
 
+/// What to do about an [`Error::SchemaMismatch`]; its `Display` says it in full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SchemaFix {
+    /// The file lacks fields of this program's type that declare no default.
+    DeclareDefaults,
+    /// The file changed a field this program reads (type, offset or name).
+    KeepFields,
+    /// Both: fields lack defaults, and a field changed.
+    DeclareDefaultsAndKeepFields,
+    /// The file is a compatible version, refused only because the reader asked for an exact
+    /// match.
+    DropExactSchema,
+    /// A writer of another version of the type: it must migrate the file or replace it.
+    Migrate,
+    /// A migration met a field whose type changed: it cannot convert values.
+    RenameOrReplace,
+}
+
+const DEFAULTS: &str = "declare a default for each field the file lacks (`#[mapped_state(default)]` or `#[mapped_state(default = ...)]` on the field), so this program reads older files";
+const KEEP: &str = "a field may never change type, offset or name: keep the old field (deprecated) and append the new one under another name; or rewrite the file as this type with `Writer::open_migrating` (or `CreateOptions::replace(true)`) and update its other readers";
+
+impl std::fmt::Display for SchemaFix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SchemaFix::DeclareDefaults => write!(
+                f,
+                "{DEFAULTS}; or have the file's writer migrate it to this type with `Writer::open_migrating`"
+            ),
+            SchemaFix::KeepFields => f.write_str(KEEP),
+            SchemaFix::DeclareDefaultsAndKeepFields => write!(f, "{DEFAULTS}; and {KEEP}"),
+            SchemaFix::DropExactSchema => f.write_str(
+                "the file is a compatible version of this type: drop `OpenOptions::exact_schema` to read it",
+            ),
+            SchemaFix::Migrate => f.write_str(
+                "a writer must match the file's schema exactly: rewrite the file as this type with `Writer::open_migrating` (carries over the fields both types share), or start afresh with `CreateOptions::replace(true)`",
+            ),
+            SchemaFix::RenameOrReplace => f.write_str(
+                "give the new field another name (its value then comes from the value passed to `open_migrating`), or start afresh with `CreateOptions::replace(true)`",
+            ),
+        }
+    }
+}
+
 /// Everything that can go wrong with a state file.
 ///
 /// Every variant names the file. Header problems name the header field and its byte offset; value
@@ -163,7 +207,7 @@ pub enum Error {
         /// `timeout_ms: u32 @96`, the file has no such field``).
         differences: Vec<String>,
         /// What to do about it (declare a default, migrate, replace).
-        fix: String,
+        fix: SchemaFix,
     },
 
     /// Another process holds the writer lock.
@@ -276,12 +320,8 @@ fn format_diff(diff: &[String]) -> String {
     }
 }
 
-fn format_fix(fix: &str) -> String {
-    if fix.is_empty() {
-        String::new()
-    } else {
-        format!(". Fix: {fix}")
-    }
+fn format_fix(fix: &SchemaFix) -> String {
+    format!(". Fix: {fix}")
 }
 
 fn gone_message(pid: Option<u32>, superseded: bool) -> String {

@@ -30,7 +30,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::error::Error;
+use crate::error::{Error, SchemaFix};
 use crate::manifest::{Type, TypeKind};
 use crate::open::Validated;
 use crate::view::Fields;
@@ -334,24 +334,19 @@ impl Projection {
 }
 
 /// The fix a reader's mismatch error suggests.
-fn reader_fix(c: &Compatibility, missing_defaults: bool) -> String {
-    let mut fix = Vec::new();
-    if missing_defaults {
-        fix.push("declare a default for each field the file lacks (`#[mapped_state(default)]` or `#[mapped_state(default = ...)]` on the field), so this program reads older files");
+fn reader_fix(c: &Compatibility, missing_defaults: bool) -> SchemaFix {
+    match (missing_defaults, c.problems.is_empty()) {
+        (true, true) => SchemaFix::DeclareDefaults,
+        (true, false) => SchemaFix::DeclareDefaultsAndKeepFields,
+        (false, _) => SchemaFix::KeepFields,
     }
-    if !c.problems.is_empty() {
-        fix.push("a field may never change type, offset or name: keep the old field (deprecated) and append the new one under another name; or rewrite the file as this type with `Writer::open_migrating` (or `CreateOptions::replace(true)`) and update its other readers");
-    } else if missing_defaults {
-        fix.push("or have the file's writer migrate it to this type with `Writer::open_migrating`");
-    }
-    fix.join("; ")
 }
 
 fn mismatch<T: Fields>(
     path: &Path,
     v: &Validated,
     mut differences: Vec<String>,
-    fix: String,
+    fix: SchemaFix,
 ) -> Error {
     if differences.len() > MAX_LINES + 1 {
         let more = differences.len() - MAX_LINES;
@@ -393,7 +388,7 @@ pub(crate) fn reader_fit<T: Fields>(
         }));
         lines.extend(c.notes.iter().cloned());
         let fix = if c.readable_with_defaults() {
-            "the file is a compatible version of this type: drop `OpenOptions::exact_schema` to read it".to_owned()
+            SchemaFix::DropExactSchema
         } else {
             reader_fix(&c, false)
         };
@@ -487,7 +482,7 @@ pub(crate) fn writer_fit<T: Fields>(path: &Path, v: &Validated) -> Result<(), Er
             mine.size, v.schema.size
         ));
     }
-    let fix = "a writer must match the file's schema exactly: rewrite the file as this type with `Writer::open_migrating` (carries over the fields both types share), or start afresh with `CreateOptions::replace(true)`".to_owned();
+    let fix = SchemaFix::Migrate;
     Err(mismatch::<T>(path, v, lines, fix))
 }
 
@@ -538,12 +533,7 @@ pub(crate) fn plan_migration<T: Fields>(path: &Path, v: &Validated) -> Result<Mi
         }
     }
     if !refused.is_empty() {
-        return Err(mismatch::<T>(
-            path,
-            v,
-            refused,
-            "give the new field another name (its value then comes from the value passed to `open_migrating`), or start afresh with `CreateOptions::replace(true)`".to_owned(),
-        ));
+        return Err(mismatch::<T>(path, v, refused, SchemaFix::RenameOrReplace));
     }
     Ok(Migration { carried })
 }

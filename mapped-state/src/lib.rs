@@ -94,7 +94,7 @@ mod writer;
 #[cfg(not(loom))]
 pub use crate::{
     create::CreateOptions,
-    error::{Error, Insecurity, Result},
+    error::{Error, Insecurity, Result, SchemaFix},
     fixed_str::{FixedStr, TooLong},
     notify::{WakePolicy, BURST_GAP},
     open::OpenOptions,

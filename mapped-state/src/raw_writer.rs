@@ -139,7 +139,7 @@ impl RawWriter {
             let v = validate(path, open_checked(path, false, open)?)?;
             let again = Validated {
                 file: v.file.try_clone().map_err(|e| Error::io(path, "dup", e))?,
-                header: v.header.clone(),
+                header: v.header,
                 schema: v.schema.clone(),
                 canary: v.canary,
             };
