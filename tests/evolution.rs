@@ -491,6 +491,23 @@ fn a_migration_carries_the_shared_fields_and_refuses_what_it_cannot_convert() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("a migration cannot convert it"), "{e}");
+    // A type that shares nothing with the file would carry nothing over: refused too.
+    let e = Writer::<[u64; 2]>::open_migrating(&path, &[0, 0]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("shares no field with the file's `Config`"),
+        "{e}"
+    );
+    assert!(
+        matches!(
+            e,
+            Error::SchemaMismatch {
+                fix: mapped_state::SchemaFix::Replace,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert!(!old.superseded());
     let fill = v2::Config {
         timeout_ms: 1234,

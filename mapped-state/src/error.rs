@@ -72,6 +72,8 @@ pub enum SchemaFix {
     Migrate,
     /// A migration met a field whose type changed: it cannot convert values.
     RenameOrReplace,
+    /// A migration would carry nothing over: the file holds unrelated data.
+    Replace,
 }
 
 const DEFAULTS: &str = "declare a default for each field the file lacks (`#[mapped_state(default)]` or `#[mapped_state(default = ...)]` on the field), so this program reads older files";
@@ -91,6 +93,9 @@ impl std::fmt::Display for SchemaFix {
             ),
             SchemaFix::Migrate => f.write_str(
                 "a writer must match the file's schema exactly: rewrite the file as this type with `Writer::open_migrating` (carries over the fields both types share), or start afresh with `CreateOptions::replace(true)`",
+            ),
+            SchemaFix::Replace => f.write_str(
+                "if the file's data is not needed, start afresh with `CreateOptions::replace(true)`",
             ),
             SchemaFix::RenameOrReplace => f.write_str(
                 "give the new field another name (its value then comes from the value passed to `open_migrating`), or start afresh with `CreateOptions::replace(true)`",

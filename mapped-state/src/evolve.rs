@@ -387,6 +387,13 @@ pub(crate) fn reader_fit<T: Fields>(
             )
         }));
         lines.extend(c.notes.iter().cloned());
+        if lines.is_empty() {
+            lines.push(format!(
+                "this program's `{}` reads the file's `{}` field for field, but the schemas differ (enum variants only this program declares)",
+                mine.name(),
+                v.schema.name()
+            ));
+        }
         let fix = if c.readable_with_defaults() {
             SchemaFix::DropExactSchema
         } else {
@@ -531,6 +538,18 @@ pub(crate) fn plan_migration<T: Fields>(path: &Path, v: &Validated) -> Result<Mi
                 carried.push((0, 0, mine.size));
             }
         }
+    }
+    if refused.is_empty() && carried.is_empty() {
+        return Err(mismatch::<T>(
+            path,
+            v,
+            vec![format!(
+                "this program's `{}` shares no field with the file's `{}`: a migration would carry nothing over",
+                mine.name(),
+                v.schema.name()
+            )],
+            SchemaFix::Replace,
+        ));
     }
     if !refused.is_empty() {
         return Err(mismatch::<T>(path, v, refused, SchemaFix::RenameOrReplace));
