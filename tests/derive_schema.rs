@@ -62,21 +62,30 @@ fn changed_struct_is_refused_with_a_field_diff() {
     let err = Reader::<v2::Config>::open(&path).unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, Error::SchemaMismatch { .. }), "{text}");
-    // The changed field, with its old and new type and offset.
+    // Told from this program's side: the changed field, with its type and offset here and there.
     assert!(
-        text.contains("temperature_c: f32 @4 -> f64 @8"),
+        text.contains("this program's `Config` has `temperature_c: f64 @8`, the file has `temperature_c: f32 @4`"),
         "diff must show the type change: {text}"
     );
     // The moved field (its offset changed because the field before it grew).
-    assert!(text.contains("enabled: bool @8 -> bool @16"), "{text}");
-    // The added field.
-    assert!(text.contains("mode_flags: added (u16 @18)"), "{text}");
+    assert!(
+        text.contains("has `enabled: bool @16`, the file has `enabled: bool @8`"),
+        "{text}"
+    );
+    // The field this program added, which the file lacks (and which declares no default).
+    assert!(
+        text.contains("has `mode_flags: u16 @18`, the file has no such field"),
+        "{text}"
+    );
     // The untouched field is not listed.
     assert!(!text.contains("rpm:"), "{text}");
     // The writer side refuses the same way.
     drop(_w);
     let err = Writer::<v2::Config>::open(&path).unwrap_err().to_string();
-    assert!(err.contains("temperature_c: f32 @4 -> f64 @8"), "{err}");
+    assert!(
+        err.contains("has `temperature_c: f64 @8`, the file has `temperature_c: f32 @4`"),
+        "{err}"
+    );
     std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }
 
@@ -96,7 +105,7 @@ fn renamed_struct_is_refused_naming_both_names() {
     );
     let text = Reader::<Settings>::open(&path).unwrap_err().to_string();
     assert!(
-        text.contains("struct name: `Config` -> `Settings`"),
+        text.contains("this program's type is named `Settings`, the file holds a `Config`"),
         "{text}"
     );
     std::fs::remove_dir_all(path.parent().unwrap()).unwrap();

@@ -507,7 +507,10 @@ fn a_valid_file_of_another_type_is_a_schema_mismatch() {
             } => {
                 assert_eq!(expected_name, "[u64; 4]");
                 assert_eq!(found_name, "[i64; 4]");
-                assert_eq!(differences, &["value: [i64; 4] @0 -> [u64; 4] @0"]);
+                assert_eq!(
+                    differences,
+                    &["this program's type is `[u64; 4]`, the file holds `[i64; 4]` (elements: `u64` here, `i64` in the file)"]
+                );
             }
             other => panic!("expected SchemaMismatch, got {other:?}"),
         }

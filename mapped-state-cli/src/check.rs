@@ -68,6 +68,56 @@ pub fn diff(a: &Path, b: &Path, opts: &OpenOptions) -> Result<(), Exit> {
     for l in lines {
         writeln!(out, "  {}", one_line(&l))?;
     }
+    compatibility(&mut out, ra.schema(), rb.schema())?;
     out.flush()?;
     Err(Exit::silent(NEGATIVE))
+}
+
+/// Says whether programs reading `a`'s type can open a file of `b`'s schema, and why not (the
+/// schema evolution rules, `mapped_state::evolve`), and what a writer of `a`'s type can do.
+fn compatibility(
+    out: &mut impl Write,
+    a: &mapped_state::manifest::Type,
+    b: &mapped_state::manifest::Type,
+) -> std::io::Result<()> {
+    let c = mapped_state::evolve::check(a, b);
+    if c.readable() {
+        writeln!(
+            out,
+            "readers of OLD can open NEW: every field they read is in NEW at the same offset with the same type"
+        )?;
+    } else if c.readable_with_defaults() {
+        let names: Vec<String> = c
+            .absent
+            .iter()
+            .map(|f| format!("`{}: {}`", f.name, f.shown))
+            .collect();
+        writeln!(
+            out,
+            "readers of OLD can open NEW only if they declare defaults (`#[mapped_state(default ...)]`) for the fields NEW lacks: {}",
+            one_line(&names.join(", "))
+        )?;
+    } else {
+        writeln!(out, "readers of OLD cannot open NEW:")?;
+        for p in &c.problems {
+            writeln!(out, "  {}", one_line(p))?;
+        }
+        for f in &c.absent {
+            writeln!(
+                out,
+                "  {}",
+                one_line(&format!(
+                    "this program's type has `{}: {}`, NEW has no such field (it needs a default)",
+                    f.name, f.shown
+                ))
+            )?;
+        }
+    }
+    for n in &c.notes {
+        writeln!(out, "  note: {}", one_line(n))?;
+    }
+    writeln!(
+        out,
+        "writers of OLD cannot take over NEW (a writer matches its file exactly); `Writer::open_migrating` rewrites a file as the writer's type"
+    )
 }

@@ -138,7 +138,8 @@ enum Command {
         #[arg(long)]
         replace: bool,
     },
-    /// Compare the schemas stored in two state files field by field.
+    /// Compare the schemas stored in two state files field by field, and say whether readers of
+    /// the first (OLD) can open the second (NEW), and why not.
     #[command(after_help = EXIT_CODES)]
     Diff {
         /// The file taken as the old schema.

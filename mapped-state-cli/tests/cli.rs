@@ -846,3 +846,72 @@ fn trust_owner_flag_opens_a_file_of_another_user() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// `diff OLD NEW` says whether readers of OLD can open NEW (schema evolution), and why not.
+#[test]
+fn diff_says_whether_readers_of_old_can_open_new() {
+    mod v1 {
+        use mapped_state::MappedState;
+        #[derive(MappedState, Clone, Copy, Debug, PartialEq)]
+        #[mapped_state(name = "Config")]
+        pub struct Config {
+            pub rpm: u32,
+        }
+    }
+    mod v2 {
+        use mapped_state::MappedState;
+        #[derive(MappedState, Clone, Copy, Debug, PartialEq)]
+        #[mapped_state(name = "Config")]
+        pub struct Config {
+            pub rpm: u32,
+            pub timeout_ms: u32,
+        }
+    }
+    mod v3 {
+        use mapped_state::MappedState;
+        #[derive(MappedState, Clone, Copy, Debug, PartialEq)]
+        #[mapped_state(name = "Config")]
+        pub struct Config {
+            pub rpm: u64,
+        }
+    }
+    let dir = Scratch::new("diff-evolve");
+    let (a, b, c) = (
+        dir.path("1.state"),
+        dir.path("2.state"),
+        dir.path("3.state"),
+    );
+    drop(Writer::<v1::Config>::create(&a, &v1::Config { rpm: 1 }).unwrap());
+    drop(
+        Writer::<v2::Config>::create(
+            &b,
+            &v2::Config {
+                rpm: 1,
+                timeout_ms: 2,
+            },
+        )
+        .unwrap(),
+    );
+    drop(Writer::<v3::Config>::create(&c, &v3::Config { rpm: 1 }).unwrap());
+    let o = run(&["diff", s(&a), s(&b)]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("readers of OLD can open NEW: every field"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(&["diff", s(&b), s(&a)]);
+    assert!(
+        stdout(&o).contains("readers of OLD can open NEW only if they declare defaults (`#[mapped_state(default ...)]`) for the fields NEW lacks: `timeout_ms: u32 @4`"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(&["diff", s(&a), s(&c)]);
+    let out = stdout(&o);
+    assert!(out.contains("readers of OLD cannot open NEW:"), "{out}");
+    assert!(
+        out.contains("this program's `Config` has `rpm: u32 @0`, the file has `rpm: u64 @0`"),
+        "{out}"
+    );
+    assert!(out.contains("writers of OLD cannot take over NEW"), "{out}");
+}

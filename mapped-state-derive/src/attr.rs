@@ -18,6 +18,8 @@ const SCHEMA_HASH: &str = "schema_hash";
 const SIZE: &str = "size";
 // Field keys.
 const ACCESSOR: &str = "accessor";
+// Both: a field's default (`default` or `default = EXPR`), the struct's (`default`).
+const DEFAULT: &str = "default";
 
 /// `#[mapped_state(...)]` on the struct or enum.
 #[derive(Default)]
@@ -30,6 +32,8 @@ pub struct ContainerAttrs {
     pub schema_hash: Option<(u64, LitInt)>,
     /// `size = N`: the pinned payload size and its literal.
     pub size: Option<(usize, LitInt)>,
+    /// `default`: every field a file lacks reads as that field of the struct's `Default`.
+    pub default: Option<Span>,
 }
 
 /// `#[mapped_state(...)]` on a field.
@@ -37,6 +41,16 @@ pub struct ContainerAttrs {
 pub struct FieldAttrs {
     /// `accessor = "..."`: the reader method's name (the setter is `set_` + it).
     pub accessor: Option<Ident>,
+    /// `default` / `default = EXPR`: the value the field reads as in a file that lacks it.
+    pub default: Option<FieldDefault>,
+}
+
+/// A field's declared default.
+pub enum FieldDefault {
+    /// `default`: the field type's `Default::default()` (the span of the key).
+    Trait(Span),
+    /// `default = EXPR`.
+    Expr(Box<syn::Expr>),
 }
 
 /// Records the first occurrence of each key so a second one is reported at its own span.
@@ -207,6 +221,18 @@ pub fn container(attrs: &[Attribute], errors: &mut Errors) -> ContainerAttrs {
                     out.size = Some(v);
                 }
             }
+            // default: absent fields read as the struct's `Default`
+            DEFAULT => {
+                if meta.input.peek(syn::Token![=]) {
+                    return Err(syn::Error::new(
+                        span,
+                        format!("on the type, `{DEFAULT}` takes no value: it reads every field a file lacks from the struct's `Default` impl; put `{DEFAULT} = EXPR` on a field instead"),
+                    ));
+                }
+                if seen.first(meta, DEFAULT, errors) {
+                    out.default = Some(span);
+                }
+            }
             ACCESSOR => {
                 return Err(syn::Error::new(
                     span,
@@ -217,7 +243,7 @@ pub fn container(attrs: &[Attribute], errors: &mut Errors) -> ContainerAttrs {
                 return Err(syn::Error::new(
                     span,
                     format!(
-                        "unknown `{MAPPED_STATE}` attribute key `{key}`; expected `{CRATE}`, `{NAME}`, `{SCHEMA_HASH}` or `{SIZE}`"
+                        "unknown `{MAPPED_STATE}` attribute key `{key}`; expected `{CRATE}`, `{NAME}`, `{SCHEMA_HASH}`, `{SIZE}` or `{DEFAULT}`"
                     ),
                 ))
             }
@@ -254,6 +280,23 @@ pub fn field(attrs: &[Attribute], errors: &mut Errors) -> FieldAttrs {
                     out.accessor = Some(Ident::new(&ident.to_string(), lit.span()));
                 }
             }
+            // default, or default = 30_000
+            DEFAULT => {
+                let value = if meta.input.peek(syn::Token![=]) {
+                    let expr: syn::Expr = meta.value()?.parse()?;
+                    FieldDefault::Expr(Box::new(expr))
+                } else if meta.input.is_empty() || meta.input.peek(syn::Token![,]) {
+                    FieldDefault::Trait(meta.path.span())
+                } else {
+                    return Err(syn::Error::new(
+                        meta.path.span(),
+                        format!("expected `{DEFAULT}` or `{DEFAULT} = EXPR`, like `{DEFAULT} = 30_000`"),
+                    ));
+                };
+                if seen.first(meta, DEFAULT, errors) {
+                    out.default = Some(value);
+                }
+            }
             CRATE | NAME | SCHEMA_HASH | SIZE => {
                 return Err(syn::Error::new(
                     meta.path.span(),
@@ -264,7 +307,7 @@ pub fn field(attrs: &[Attribute], errors: &mut Errors) -> FieldAttrs {
                 return Err(syn::Error::new(
                     meta.path.span(),
                     format!(
-                    "unknown `{MAPPED_STATE}` field attribute key `{key}`; expected `{ACCESSOR}`"
+                    "unknown `{MAPPED_STATE}` field attribute key `{key}`; expected `{ACCESSOR}` or `{DEFAULT}`"
                 ),
                 ))
             }

@@ -60,6 +60,7 @@ pub fn check(input: &Input, errors: &mut Errors) {
             accessors(&s.fields, errors);
         }
         Input::Enum(e) => {
+            enum_default(e, errors);
             enum_repr(e, errors);
             has_variants(e, errors);
         }
@@ -93,6 +94,17 @@ fn has_fields(s: &Struct, errors: &mut Errors) {
 }
 
 /// The discriminant width is part of the file format, so it must be written down.
+/// A default is declared for a struct's fields (a file may lack them); an enum is always one
+/// whole field.
+fn enum_default(e: &Enum, errors: &mut Errors) {
+    if let Some(span) = e.attrs.default {
+        errors.push(syn::Error::new(
+            span,
+            "`default` on an enum has no meaning: a file never lacks part of an enum; declare the default on the struct field that holds it, like `#[mapped_state(default = Mode::Idle)]`",
+        ));
+    }
+}
+
 fn enum_repr(e: &Enum, errors: &mut Errors) {
     if e.repr.int.is_none() && !e.repr.unsupported_int {
         errors.push(syn::Error::new(

@@ -80,10 +80,14 @@ fn pins(ty: &Ident, attrs: &ContainerAttrs, p: &TokenStream) -> TokenStream {
                         .str(#head)
                         .hex(__actual)
                         .str(", not the pinned ")
-                        .hex(#pinned)
-                        .str(": its layout or a name changed; if that is intended, pin `schema_hash = ")
-                        .hex(__actual)
-                        .str("` (files written with the old layout will no longer open as this type)");
+                        .hex(#pinned);
+                    let __msg = #p::explain_pin(
+                        __msg,
+                        <#ty as #p::MappedState>::TYPE,
+                        #pinned,
+                    )
+                    .hex(__actual)
+                    .str("`");
                     ::core::panic!("{}", __msg.as_str());
                 }
             };
@@ -281,6 +285,7 @@ fn impl_struct(s: &Struct) -> TokenStream {
         }
     });
 
+    let defaults = defaults(s, &as_mapped);
     let (read_item, read_view) = read_view(s, &krate, &offset);
     let (write_item, write_view) = write_view(s, &krate, &offset);
     let (read_name, write_name) = view_names(s);
@@ -318,6 +323,7 @@ fn impl_struct(s: &Struct) -> TokenStream {
         impl #p::Fields for #ident {
             type ReadView = #read_name;
             type WriteView = #write_name;
+            #defaults
         }
 
         #read_view
@@ -328,6 +334,56 @@ fn impl_struct(s: &Struct) -> TokenStream {
         #read_item
         #write_item
         #body
+    }
+}
+
+/// The `Fields` items that declare the fields' defaults (schema evolution): `HAS_DEFAULTS` and
+/// `encode_field_default`, when any field has one. Each default is type-checked against the
+/// field's type at the default's own span.
+fn defaults(s: &Struct, as_mapped: &[TokenStream]) -> TokenStream {
+    let arms: Vec<TokenStream> = s
+        .fields
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| {
+            let (ty, m, member) = (f.ty, &as_mapped[i], f.ident);
+            let value = match (&f.attrs.default, s.attrs.default) {
+                (Some(attr::FieldDefault::Expr(e)), _) => {
+                    quote_spanned!(e.span()=> let __value: #ty = #e;)
+                }
+                (Some(attr::FieldDefault::Trait(span)), _) => {
+                    quote_spanned!(*span=> let __value: #ty = ::core::default::Default::default();)
+                }
+                (None, Some(span)) => quote_spanned! {span=>
+                    let __whole: Self = ::core::default::Default::default();
+                    let __value: #ty = __whole.#member;
+                },
+                (None, None) => return None,
+            };
+            Some(quote! {
+                #i => {
+                    #value
+                    #m::encode(&__value, __out);
+                    true
+                }
+            })
+        })
+        .collect();
+    if arms.is_empty() {
+        return TokenStream::new();
+    }
+    quote! {
+        const HAS_DEFAULTS: ::core::primitive::bool = true;
+        #[allow(unreachable_code, clippy::all)]
+        fn encode_field_default(
+            __index: ::core::primitive::usize,
+            __out: &mut [::core::primitive::u8],
+        ) -> ::core::primitive::bool {
+            match __index {
+                #( #arms )*
+                _ => false,
+            }
+        }
     }
 }
 
@@ -392,7 +448,11 @@ fn read_view(s: &Struct, krate: &Path, offset: &[Ident]) -> (TokenStream, TokenS
         .fields
         .iter()
         .zip(offset)
-        .map(|(f, off)| accessor(f, off, krate, &p));
+        .enumerate()
+        .map(|(i, (f, off))| {
+            let has_default = f.attrs.default.is_some() || s.attrs.default.is_some();
+            accessor(f, off, has_default.then_some(i), krate, &p)
+        });
     let item = quote! {
         #[doc = #doc]
         #[derive(::core::fmt::Debug)]
@@ -422,8 +482,17 @@ fn read_view(s: &Struct, krate: &Path, offset: &[Ident]) -> (TokenStream, TokenS
     (item, impls)
 }
 
-fn accessor(f: &Field, off: &Ident, krate: &Path, p: &TokenStream) -> TokenStream {
-    let whole = whole_accessor(f, off, krate, p);
+/// A field's accessors. `index` is the field's index when it declares a default: then a reader
+/// of a file that lacks the field returns the default (one test of the reader's projection,
+/// which is `None` unless the file lacks some field); other fields' accessors are unchanged.
+fn accessor(
+    f: &Field,
+    off: &Ident,
+    index: Option<usize>,
+    krate: &Path,
+    p: &TokenStream,
+) -> TokenStream {
+    let whole = whole_accessor(f, off, index, krate, p);
     let Some(elem) = f.array_elem() else {
         return whole;
     };
@@ -436,8 +505,25 @@ fn accessor(f: &Field, off: &Ident, krate: &Path, p: &TokenStream) -> TokenStrea
         if index >= __len {
             return ::core::option::Option::None;
         }
-        let __at = #off + index * <#elem_checked as #p::MappedState>::TYPE.size;
+        let __esize = <#elem_checked as #p::MappedState>::TYPE.size;
+        let __at = #off + index * __esize;
     };
+    let elem_default = |plain: bool| match index {
+        None => TokenStream::new(),
+        Some(i) if plain => quote! {
+            if let ::core::option::Option::Some(__bytes) = self.raw.absent_field(#i) {
+                let __e = &__bytes[index * __esize..(index + 1) * __esize];
+                return ::core::option::Option::Some(<#elem_checked as #p::Plain>::decode_plain(__e));
+            }
+        },
+        Some(i) => quote! {
+            if let ::core::option::Option::Some(__bytes) = self.raw.absent_field(#i) {
+                let __e = &__bytes[index * __esize..(index + 1) * __esize];
+                return ::core::option::Option::Some(self.raw.decode_default::<#elem_checked>(__e, #name, __at));
+            }
+        },
+    };
+    let (plain_default, field_default) = (elem_default(true), elem_default(false));
     if crate::ast::is_plain(elem) {
         let doc = lit(&format!(
             "Element `index` of field `{name}` (see [`{whole}`](Self::{whole})) of the current version, read from the mapping (only its words); `None` past the end.",
@@ -449,6 +535,7 @@ fn accessor(f: &Field, off: &Ident, krate: &Path, p: &TokenStream) -> TokenStrea
             #[inline]
             #vis fn #method(&self, index: ::core::primitive::usize) -> ::core::option::Option<#elem> {
                 #locate
+                #plain_default
                 ::core::option::Option::Some(self.raw.read_plain::<#elem_checked>(__at))
             }
         }
@@ -463,16 +550,37 @@ fn accessor(f: &Field, off: &Ident, krate: &Path, p: &TokenStream) -> TokenStrea
             #[inline]
             #vis fn #method(&self, index: ::core::primitive::usize) -> ::core::option::Option<::core::result::Result<#elem, #krate::Error>> {
                 #locate
+                #field_default
                 ::core::option::Option::Some(self.raw.read_field::<#elem_checked>(__at, #name))
             }
         }
     }
 }
 
-fn whole_accessor(f: &Field, off: &Ident, krate: &Path, p: &TokenStream) -> TokenStream {
+fn whole_accessor(
+    f: &Field,
+    off: &Ident,
+    index: Option<usize>,
+    krate: &Path,
+    p: &TokenStream,
+) -> TokenStream {
     let (vis, ty, name) = (f.vis, f.ty, f.name());
     let checked = checked_ty(f, p);
     let method = f.accessor();
+    let default = |plain: bool| match index {
+        None => TokenStream::new(),
+        Some(i) if plain => quote! {
+            if let ::core::option::Option::Some(__bytes) = self.raw.absent_field(#i) {
+                return <#checked as #p::Plain>::decode_plain(__bytes);
+            }
+        },
+        Some(i) => quote! {
+            if let ::core::option::Option::Some(__bytes) = self.raw.absent_field(#i) {
+                return self.raw.decode_default::<#checked>(__bytes, #name, #off);
+            }
+        },
+    };
+    let (plain_default, field_default) = (default(true), default(false));
     if f.is_plain() {
         let doc = method_docs(
             f,
@@ -484,6 +592,7 @@ fn whole_accessor(f: &Field, off: &Ident, krate: &Path, p: &TokenStream) -> Toke
             #doc
             #[inline]
             #vis fn #method(&self) -> #ty {
+                #plain_default
                 self.raw.read_plain::<#checked>(#off)
             }
         }
@@ -500,6 +609,7 @@ fn whole_accessor(f: &Field, off: &Ident, krate: &Path, p: &TokenStream) -> Toke
             #doc
             #[inline]
             #vis fn #method(&self) -> ::core::result::Result<#ty, #krate::Error> {
+                #field_default
                 self.raw.read_field::<#checked>(#off, #name)
             }
         }

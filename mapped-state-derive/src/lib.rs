@@ -151,12 +151,24 @@ mod fallback;
 /// * `name = "..."`: the schema name (default: the Rust name). Renaming the Rust type then
 ///   keeps existing files readable;
 /// * `schema_hash = 0x...`: pins the schema hash; the build fails when it differs, printing the
-///   actual hash, so a layout change is always a visible decision;
+///   actual hash and which fields changed as far as the pin tells (the fields appended since,
+///   when the pinned hash is that of the type without its last fields; else the current
+///   layout), so a layout change is always a visible decision;
 /// * `size = N`: pins the payload size in bytes; the build fails when it differs, printing the
-///   actual size.
+///   actual size;
+/// * `default` (structs): a reader of this type opening a file written by an older version of
+///   it, which lacks some fields, reads those fields from the struct's `Default` impl (schema
+///   evolution: `mapped_state::evolve`).
 ///
-/// On a field: `accessor = "..."` renames the reader method (the setter becomes
-/// `set_<accessor>`); the schema keeps the field's name.
+/// On a field:
+///
+/// * `accessor = "..."` renames the reader method (the setter becomes `set_<accessor>`); the
+///   schema keeps the field's name;
+/// * `default = EXPR` or `default` (the field type's `Default`): the value the field reads as
+///   in a file that lacks it (one written by an older version of the type). `EXPR` must have
+///   the field's type; it is evaluated when a reader opens such a file. A field without a
+///   default (here or on the struct) that the file lacks makes the open fail. Its accessor then
+///   makes one test of the reader before reading; other fields' accessors are unchanged.
 ///
 /// Unknown keys, a key given twice and malformed values are errors at the offending token.
 #[proc_macro_derive(MappedState, attributes(mapped_state))]

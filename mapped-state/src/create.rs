@@ -130,6 +130,46 @@ pub(crate) fn create(
     initial: &[u8],
     opts: &CreateOptions,
 ) -> Result<Created, Error> {
+    precheck(path, opts)?;
+    let lock = acquire(path, || recorded_pid(path))?;
+    build(path, header, manifest, initial, opts, lock)
+}
+
+/// The path's writer lock, taken before anything of a new file is built or an old one read.
+pub(crate) fn lock_for_create(path: &Path, opts: &CreateOptions) -> Result<WriterLock, Error> {
+    precheck(path, opts)?;
+    acquire(path, || recorded_pid(path))
+}
+
+/// What is refused before the lock is taken: a path without a file name, a mode others could
+/// write (unless allowed).
+fn precheck(path: &Path, opts: &CreateOptions) -> Result<(), Error> {
+    if path.file_name().is_none() {
+        return Err(Error::io(
+            path,
+            "create",
+            std::io::Error::other("path has no file name"),
+        ));
+    }
+    if opts.mode & 0o022 != 0 && !opts.allow_shared_writable {
+        return Err(Error::Insecure {
+            path: path.to_owned(),
+            why: crate::error::Insecurity::WritableByOthers { mode: opts.mode },
+        });
+    }
+    Ok(())
+}
+
+/// `create`'s build and publication, by a caller that already holds the path's writer `lock`
+/// (a migration, which reads the old file's value under it).
+pub(crate) fn build(
+    path: &Path,
+    header: &Header,
+    manifest: &[u8],
+    initial: &[u8],
+    opts: &CreateOptions,
+    lock: WriterLock,
+) -> Result<Created, Error> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -141,13 +181,6 @@ pub(crate) fn create(
             std::io::Error::other("path has no file name"),
         )
     })?;
-    if opts.mode & 0o022 != 0 && !opts.allow_shared_writable {
-        return Err(Error::Insecure {
-            path: path.to_owned(),
-            why: crate::error::Insecurity::WritableByOthers { mode: opts.mode },
-        });
-    }
-    let lock = acquire(path, || recorded_pid(path))?;
     // Holding the path's lock, no other creator of this path runs: any temporary of it is the
     // leftover of a creator that died (before `O_TMPFILE`, or where it is not supported).
     remove_stale_temporaries(dir, &name.to_string_lossy());

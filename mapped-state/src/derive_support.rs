@@ -2,7 +2,7 @@
 //! slots, const-built panic messages) and at run time (the enum decode error). Reached through
 //! `__private`; not a public API.
 
-use crate::schema::EnumDesc;
+use crate::schema::{EnumDesc, Kind, TypeDesc};
 use crate::state::{DecodeError, MappedState};
 
 /// Every mention of a field type in generated code goes through `<F as FieldType>::Ty` (which is
@@ -58,7 +58,7 @@ where
 }
 
 /// Capacity of a [`ConstMsg`]; longer messages are cut at a piece boundary.
-const MSG_CAP: usize = 512;
+const MSG_CAP: usize = 2048;
 
 /// A message assembled in a `const` context, for compile-time layout errors that must print
 /// values only the compiler knows (the actual schema hash, the actual size).
@@ -66,6 +66,9 @@ const MSG_CAP: usize = 512;
 pub struct ConstMsg {
     buf: [u8; MSG_CAP],
     len: usize,
+    /// A piece did not fit: nothing more is appended (a later, shorter piece would read as if
+    /// it followed the dropped one).
+    full: bool,
 }
 
 impl ConstMsg {
@@ -74,12 +77,14 @@ impl ConstMsg {
         ConstMsg {
             buf: [0; MSG_CAP],
             len: 0,
+            full: false,
         }
     }
 
     const fn push_bytes(mut self, b: &[u8]) -> Self {
         // Whole pieces only, so the buffer always holds valid UTF-8.
-        if self.len + b.len() > MSG_CAP {
+        if self.full || self.len + b.len() > MSG_CAP {
+            self.full = true;
             return self;
         }
         let mut i = 0;
@@ -125,6 +130,110 @@ impl ConstMsg {
             Err(_) => "invalid layout message",
         }
     }
+}
+
+/// Appends the Rust spelling of `ty` (`u32`, `[f32; 8]`, `FixedStr<32>`, a struct's or enum's
+/// schema name).
+const fn push_type(m: ConstMsg, ty: &TypeDesc) -> ConstMsg {
+    match ty.kind {
+        Kind::Prim(p) => m.str(p.name()),
+        Kind::Array { elem, len } => push_type(m.str("["), elem).str("; ").num(len).str("]"),
+        Kind::Str { cap } => m.str("FixedStr<").num(cap).str(">"),
+        Kind::Struct(s) => m.str(s.name),
+        Kind::Enum(e) => m.str(e.name),
+    }
+}
+
+/// The body of the error for a pinned schema hash (`#[mapped_state(schema_hash = ...)]`) that
+/// is not `ty`'s: which fields (or variants) changed, as far as the pinned hash tells. If the
+/// pinned hash is that of `ty` with its last fields left out, those fields were appended (a
+/// compatible change, named); otherwise something before them changed, and the message lists
+/// the current layout to compare with the old one.
+pub const fn explain_pin(m: ConstMsg, ty: &TypeDesc, pinned: u64) -> ConstMsg {
+    let (count, what) = match ty.kind {
+        Kind::Struct(s) => (s.fields.len(), "field"),
+        Kind::Enum(e) => (e.variants.len(), "variant"),
+        _ => (0, ""),
+    };
+    let mut keep = 0;
+    let mut found = false;
+    while keep < count {
+        if crate::schema::prefix_hash(ty, keep) == pinned {
+            found = true;
+            break;
+        }
+        keep += 1;
+    }
+    let mut m = m;
+    if found {
+        m = m.str(": the pinned hash is this type's without its last ");
+        m = m
+            .num(count - keep)
+            .str(" ")
+            .str(what)
+            .str(if count - keep == 1 { "" } else { "s" });
+        m = m.str(", so these were appended: ");
+        let mut i = keep;
+        while i < count {
+            if i > keep {
+                m = m.str(", ");
+            }
+            m = m.str("`");
+            m = match ty.kind {
+                Kind::Struct(s) => {
+                    let f = &s.fields[i];
+                    push_type(m.str(f.name).str(": "), f.ty)
+                        .str(" @")
+                        .num(f.offset)
+                }
+                Kind::Enum(e) => m.str(e.variants[i].name),
+                _ => m,
+            };
+            m = m.str("`");
+            i += 1;
+        }
+        m = m.str(". Appending is a compatible change: readers of the old layout keep reading new files, and this type reads old files if the appended fields declare defaults (`#[mapped_state(default ...)]`); a writer migrates an old file with `Writer::open_migrating`. Pin `schema_hash = ");
+    } else {
+        m = m.str(": no earlier version of it made by appending has the pinned hash, so a field (or variant) that was there changed its name, type, offset or value, or was removed, or the type was renamed; files of the pinned layout will not open as this type (see `mapped-state diff OLD NEW`). It is now ");
+        match ty.kind {
+            Kind::Struct(s) => {
+                m = m.str("`").str(s.name).str(" { ");
+                let mut i = 0;
+                while i < s.fields.len() {
+                    let f = &s.fields[i];
+                    if i > 0 {
+                        m = m.str(", ");
+                    }
+                    m = push_type(m.str(f.name).str(": "), f.ty)
+                        .str(" @")
+                        .num(f.offset);
+                    i += 1;
+                }
+                m = m.str(" }` (").num(ty.size).str(" bytes)");
+            }
+            Kind::Enum(e) => {
+                m = m.str("`").str(e.name).str(" { ");
+                let mut i = 0;
+                while i < e.variants.len() {
+                    if i > 0 {
+                        m = m.str(", ");
+                    }
+                    let v = e.variants[i].value;
+                    m = m.str(e.variants[i].name).str(" = ");
+                    m = if v < 0 {
+                        m.str("-").num(v.unsigned_abs() as usize)
+                    } else {
+                        m.num(v as usize)
+                    };
+                    i += 1;
+                }
+                m = m.str(" }`");
+            }
+            _ => m = push_type(m.str("`"), ty).str("`"),
+        }
+        m = m.str(". If the change is intended, pin `schema_hash = ");
+    }
+    m
 }
 
 impl Default for ConstMsg {

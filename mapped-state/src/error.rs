@@ -55,6 +55,55 @@ impl std::fmt::Display for Insecurity {
     }
 }
 
+/// What to do about an [`Error::SchemaMismatch`]; its `Display` says it in full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SchemaFix {
+    /// The file lacks fields of this program's type that declare no default.
+    DeclareDefaults,
+    /// The file changed a field this program reads (type, offset or name).
+    KeepFields,
+    /// Both: fields lack defaults, and a field changed.
+    DeclareDefaultsAndKeepFields,
+    /// The file is a compatible version, refused only because the reader asked for an exact
+    /// match.
+    DropExactSchema,
+    /// A writer of another version of the type: it must migrate the file or replace it.
+    Migrate,
+    /// A migration met a field whose type changed: it cannot convert values.
+    RenameOrReplace,
+    /// A migration would carry nothing over: the file holds unrelated data.
+    Replace,
+}
+
+const DEFAULTS: &str = "declare a default for each field the file lacks (`#[mapped_state(default)]` or `#[mapped_state(default = ...)]` on the field), so this program reads older files";
+const KEEP: &str = "a field may never change type, offset or name: keep the old field (deprecated) and append the new one under another name; or rewrite the file as this type with `Writer::open_migrating` (or `CreateOptions::replace(true)`) and update its other readers";
+
+impl std::fmt::Display for SchemaFix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SchemaFix::DeclareDefaults => write!(
+                f,
+                "{DEFAULTS}; or have the file's writer migrate it to this type with `Writer::open_migrating`"
+            ),
+            SchemaFix::KeepFields => f.write_str(KEEP),
+            SchemaFix::DeclareDefaultsAndKeepFields => write!(f, "{DEFAULTS}; and {KEEP}"),
+            SchemaFix::DropExactSchema => f.write_str(
+                "the file is a compatible version of this type: drop `OpenOptions::exact_schema` to read it",
+            ),
+            SchemaFix::Migrate => f.write_str(
+                "a writer must match the file's schema exactly: rewrite the file as this type with `Writer::open_migrating` (carries over the fields both types share), or start afresh with `CreateOptions::replace(true)`",
+            ),
+            SchemaFix::Replace => f.write_str(
+                "if the file's data is not needed, start afresh with `CreateOptions::replace(true)`",
+            ),
+            SchemaFix::RenameOrReplace => f.write_str(
+                "give the new field another name (its value then comes from the value passed to `open_migrating`), or start afresh with `CreateOptions::replace(true)`",
+            ),
+        }
+    }
+}
+
 /// Everything that can go wrong with a state file.
 ///
 /// Every variant names the file. Header problems name the header field and its byte offset; value
@@ -144,8 +193,10 @@ pub enum Error {
         actual: u64,
     },
 
-    /// The file holds another type than the one it is opened as.
-    #[error("{path}: schema mismatch: file holds `{found_name}` (hash {found_hash:#018x}), opened as `{expected_name}` (hash {expected_hash:#018x}){}", format_diff(differences))]
+    /// The file holds another type than the one it is opened as, and not one it can read (see
+    /// the schema evolution rules, `mapped_state::evolve`). Told from the caller's side: what
+    /// this program's type has that the file lacks or holds differently, and how to fix it.
+    #[error("{path}: schema mismatch: this program's `{expected_name}` (hash {expected_hash:#018x}) cannot use the file's `{found_name}` (hash {found_hash:#018x}){}{}", format_diff(differences), format_fix(fix))]
     SchemaMismatch {
         /// The file.
         path: PathBuf,
@@ -157,8 +208,11 @@ pub enum Error {
         found_name: String,
         /// Schema hash stored in the file.
         found_hash: u64,
-        /// Field-level differences, one line each (`temperature_c: f32 @4 -> f64 @8`).
+        /// One line per problem, from the caller's side (``this program's `Config` has
+        /// `timeout_ms: u32 @96`, the file has no such field``).
         differences: Vec<String>,
+        /// What to do about it (declare a default, migrate, replace).
+        fix: SchemaFix,
     },
 
     /// Another process holds the writer lock.
@@ -267,8 +321,12 @@ fn format_diff(diff: &[String]) -> String {
     if diff.is_empty() {
         String::new()
     } else {
-        format!("; differences: {}", diff.join(", "))
+        format!(": {}", diff.join("; "))
     }
+}
+
+fn format_fix(fix: &SchemaFix) -> String {
+    format!(". Fix: {fix}")
 }
 
 fn gone_message(pid: Option<u32>, superseded: bool) -> String {

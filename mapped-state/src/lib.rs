@@ -146,6 +146,8 @@ pub mod dynamic;
 #[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]
+pub mod evolve;
+#[cfg(not(loom))]
 mod fixed_str;
 #[cfg(not(loom))]
 pub mod format;
@@ -191,7 +193,7 @@ mod writer;
 #[cfg(not(loom))]
 pub use crate::{
     create::CreateOptions,
-    error::{Error, Insecurity, Result},
+    error::{Error, Insecurity, Result, SchemaFix},
     fixed_str::{FixedStr, TooLong},
     notify::{WakePolicy, BURST_GAP},
     open::OpenOptions,
@@ -214,7 +216,9 @@ pub use mapped_state_derive::MappedState;
 #[doc(hidden)]
 #[cfg(not(loom))]
 pub mod __private {
-    pub use crate::derive_support::{invalid_enum, Align, AlignMarker, ConstMsg, FieldType, Slot};
+    pub use crate::derive_support::{
+        explain_pin, invalid_enum, Align, AlignMarker, ConstMsg, FieldType, Slot,
+    };
     pub use crate::schema::{
         align_up, check_type, hex_u64, EnumDesc, FieldDesc, Kind, Prim, StructDesc, TypeDesc,
         VariantDesc,

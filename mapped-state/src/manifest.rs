@@ -225,7 +225,7 @@ impl Type {
 
     /// A description for diffs: enums list their representation and up to 16 variants (a
     /// manifest may declare 100,000; the message stays readable and small).
-    fn signature(&self) -> String {
+    pub(crate) fn signature(&self) -> String {
         const SHOWN: usize = 16;
         match &self.kind {
             TypeKind::Enum {
@@ -334,7 +334,7 @@ const SHOWN_PATH: usize = 1024;
 /// `a.b.c`, or `value` for the top-level leaf of a non-struct type. A path longer than
 /// `SHOWN_PATH` bytes (names may be 65,535 bytes and nest 32 deep) is shortened around `...`, so
 /// that the 32 lines of a diff stay small.
-fn dotted(path: &[&str]) -> String {
+pub(crate) fn dotted(path: &[&str]) -> String {
     if path.is_empty() {
         return "value".to_owned();
     }

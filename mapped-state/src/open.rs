@@ -24,6 +24,7 @@ use crate::schema::fnv1a64;
 pub struct OpenOptions {
     pub(crate) allow_shared_writable: bool,
     pub(crate) trusted_owners: Vec<u32>,
+    pub(crate) exact_schema: bool,
 }
 
 impl OpenOptions {
@@ -42,6 +43,15 @@ impl OpenOptions {
         if !self.trusted_owners.contains(&uid) {
             self.trusted_owners.push(uid);
         }
+        self
+    }
+
+    /// Demand that the file's schema be exactly the reader's type (default: accept a file whose
+    /// schema is a compatible version of it, see [`evolve`](crate::evolve)). With it, a file
+    /// written by a newer writer that appended fields is refused with `Error::SchemaMismatch`.
+    /// Writers always demand an exact match.
+    pub fn exact_schema(mut self, yes: bool) -> Self {
+        self.exact_schema = yes;
         self
     }
 
@@ -201,20 +211,4 @@ pub(crate) fn schema_from_manifest(
         ));
     }
     Ok(schema)
-}
-
-/// `Ok` when the file's schema is `T`'s; otherwise the field-level mismatch error.
-pub(crate) fn check_schema<T: crate::MappedState>(path: &Path, v: &Validated) -> Result<(), Error> {
-    if v.header.schema_hash == T::SCHEMA_HASH {
-        return Ok(());
-    }
-    let want = Type::from_desc(T::TYPE);
-    Err(Error::SchemaMismatch {
-        path: path.to_owned(),
-        expected_name: want.name(),
-        expected_hash: T::SCHEMA_HASH,
-        found_name: v.schema.name(),
-        found_hash: v.header.schema_hash,
-        differences: v.schema.diff(&want),
-    })
 }

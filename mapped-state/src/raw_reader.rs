@@ -6,12 +6,14 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::Error;
+use crate::evolve::Projection;
 use crate::format::{Header, FLAG_SUPERSEDED};
 use crate::manifest::Type;
 use crate::map::Mapping;
 use crate::notify::{Liveness, Woke};
 use crate::open::{open_checked, validate, OpenOptions};
 use crate::state::{MappedState, Plain};
+use crate::view::Fields;
 use crate::words::{read_value, ReadError};
 
 /// How many times a snapshot read is retried before `Error::Contended`.
@@ -35,6 +37,8 @@ pub struct RawReader {
     schema: Type,
     /// The manifest's bytes as validated at open (they never change once published).
     manifest: Box<[u8]>,
+    /// Set by `Reader<T>` when `T` reads the file through defaults for fields it lacks.
+    projection: Option<std::sync::Arc<Projection>>,
 }
 
 impl RawReader {
@@ -62,7 +66,66 @@ impl RawReader {
             header: v.header,
             schema: v.schema,
             manifest: v.manifest.into_boxed_slice(),
+            projection: None,
         })
+    }
+
+    /// Makes typed reads assemble the reader's type from the file and `projection`'s defaults.
+    pub(crate) fn set_projection(&mut self, projection: Option<std::sync::Arc<Projection>>) {
+        self.projection = projection;
+    }
+
+    /// The encoded default of field `index` of the reader's type when the file lacks that
+    /// field (the reader then reads the default); `None` when the file has it. Used by the
+    /// derive's accessors of fields that declare a default.
+    #[doc(hidden)]
+    #[inline]
+    pub fn absent_field(&self, index: usize) -> Option<&[u8]> {
+        match &self.projection {
+            None => None,
+            Some(p) => p.absent(index),
+        }
+    }
+
+    /// Decodes a field's default (from [`absent_field`](Self::absent_field)), naming the field
+    /// in the error a wrong hand-written `MappedState` impl could give.
+    #[doc(hidden)]
+    #[cold]
+    pub fn decode_default<F: MappedState>(
+        &self,
+        bytes: &[u8],
+        name: &str,
+        offset: usize,
+    ) -> Result<F, Error> {
+        F::decode(bytes).map_err(|e| Error::InvalidValue {
+            path: self.path.clone(),
+            source: e.in_field(name, offset),
+        })
+    }
+
+    /// A whole `T` (of `version`, or the newest) read through the projection: the file's payload
+    /// copied, then `T` assembled from its present fields and the defaults.
+    #[cold]
+    #[inline(never)]
+    fn load_projected<T: MappedState>(
+        &self,
+        p: &Projection,
+        version: Option<u64>,
+    ) -> Result<(T, u64), Error> {
+        let (file, v) = match version {
+            None => {
+                let mut buf = vec![0u8; p.read_len()];
+                let v = self.snapshot_into(&mut buf)?;
+                (buf, v)
+            }
+            Some(h) => (self.snapshot_version(h)?, h),
+        };
+        let bytes = p.assemble(&file);
+        let value = T::decode(&bytes).map_err(|source| Error::InvalidValue {
+            path: self.path.clone(),
+            source,
+        })?;
+        Ok((value, v))
     }
 
     /// The file's path as opened.
@@ -204,7 +267,14 @@ impl RawReader {
 
     /// Reads and decodes a whole `T` at once. The caller has checked the schema.
     #[inline(always)]
-    pub(crate) fn load<T: MappedState>(&self) -> Result<(T, u64), Error> {
+    pub(crate) fn load<T: Fields>(&self) -> Result<(T, u64), Error> {
+        // `HAS_DEFAULTS` is a constant: a type without defaults never has a projection, and
+        // compiles to the plain read below.
+        if T::HAS_DEFAULTS {
+            if let Some(p) = &self.projection {
+                return self.load_projected(p, None);
+            }
+        }
         read_value::<T>(&self.map.ring(), 0, None, self.max_attempts, || {
             self.map.intact()
         })
@@ -214,10 +284,17 @@ impl RawReader {
     /// Reads and decodes a whole `T` into `out` where it stands. The caller has checked the
     /// schema. On failure `out` holds nothing valid.
     #[inline(always)]
-    pub(crate) fn load_uninit<T: MappedState>(
+    pub(crate) fn load_uninit<T: Fields>(
         &self,
         out: &mut std::mem::MaybeUninit<T>,
     ) -> Result<u64, Error> {
+        if T::HAS_DEFAULTS {
+            if let Some(p) = &self.projection {
+                let (value, v) = self.load_projected::<T>(p, None)?;
+                out.write(value);
+                return Ok(v);
+            }
+        }
         crate::words::read_value_into::<T>(
             &self.map.ring(),
             0,
@@ -230,7 +307,12 @@ impl RawReader {
     }
 
     /// Reads and decodes version `version` of a whole `T`, if it is still in the ring.
-    pub(crate) fn load_version<T: MappedState>(&self, version: u64) -> Result<T, Error> {
+    pub(crate) fn load_version<T: Fields>(&self, version: u64) -> Result<T, Error> {
+        if T::HAS_DEFAULTS {
+            if let Some(p) = &self.projection {
+                return self.load_projected(p, Some(version)).map(|(v, _)| v);
+            }
+        }
         read_value::<T>(&self.map.ring(), 0, Some(version), 1, || self.map.intact())
             .map(|(v, _)| v)
             .map_err(|e| self.read_error(e, version, None))

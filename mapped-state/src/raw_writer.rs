@@ -60,10 +60,22 @@ impl RawWriter {
         initial: &[u8],
         opts: &CreateOptions,
     ) -> Result<Self, Error> {
+        let (header, manifest) = Self::header_for(path, ty, opts)?;
         assert_eq!(initial.len(), ty.size, "initial value of the wrong size");
+        let created = create(path, &header, &manifest, initial, opts)?;
+        Self::from_created(path, header, created, initial)
+    }
+
+    /// The header and manifest of a new file for `ty` with `opts`, or why it cannot be made.
+    fn header_for(
+        path: &Path,
+        ty: &TypeDesc,
+        opts: &CreateOptions,
+    ) -> Result<(Header, Vec<u8>), Error> {
         let manifest = manifest_bytes(ty);
         let name = || crate::manifest::Type::from_desc(ty).name();
-        Self::create_with(path, &manifest, name, ty.size, ty.align, initial, opts)
+        let header = Self::header_of(path, &manifest, name, ty.size, ty.align, opts)?;
+        Ok((header, manifest))
     }
 
     /// Creates a state file whose schema is given by its manifest bytes (section 6 of
@@ -124,6 +136,21 @@ impl RawWriter {
         initial: &[u8],
         opts: &CreateOptions,
     ) -> Result<Self, Error> {
+        let header = Self::header_of(path, manifest, name, size, align, opts)?;
+        let created = create(path, &header, manifest, initial, opts)?;
+        Self::from_created(path, header, created, initial)
+    }
+
+    /// The header of a new file with `manifest` (of a type named `name()`, `size` bytes aligned
+    /// to `align`) and `opts`, or why it cannot be made.
+    fn header_of(
+        path: &Path,
+        manifest: &[u8],
+        name: impl Fn() -> String,
+        size: usize,
+        align: usize,
+        opts: &CreateOptions,
+    ) -> Result<Header, Error> {
         let hash = crate::schema::fnv1a64(manifest);
         let unsupported = |reason: String| Error::UnsupportedType {
             path: path.to_owned(),
@@ -145,7 +172,15 @@ impl RawWriter {
                     opts.slots
                 ))
             })?;
-        let created = create(path, &header, manifest, initial, opts)?;
+        Ok(header)
+    }
+
+    fn from_created(
+        path: &Path,
+        header: Header,
+        created: crate::create::Created,
+        initial: &[u8],
+    ) -> Result<Self, Error> {
         let map =
             Mapping::read_write(&created.file, &header).map_err(|e| Error::io(path, "mmap", e))?;
         let mut current = vec![0u64; header.payload_words()];
@@ -160,6 +195,47 @@ impl RawWriter {
             current,
             true,
         ))
+    }
+
+    /// Replaces the state file at `path` (of any schema) by a new one for `ty`, atomically, under
+    /// the path's writer lock, taken before the old file is read (so no writer commits between
+    /// the read and the replacement): `migrate` gets the old file, validated, and its committed
+    /// payload, and returns the new file's initial bytes (`ty.size` long); the old file is opened
+    /// with `open`. The old file is then
+    /// flagged superseded, so that its readers reopen the path. `opts.replace` is implied.
+    pub(crate) fn create_migrating(
+        path: &Path,
+        ty: &TypeDesc,
+        open: &OpenOptions,
+        opts: &CreateOptions,
+        migrate: impl FnOnce(&Validated, &[u8]) -> Result<Vec<u8>, Error>,
+    ) -> Result<Self, Error> {
+        let (header, manifest) = Self::header_for(path, ty, opts)?;
+        let lock = crate::create::lock_for_create(path, opts)?;
+        let read_old = || -> Result<Vec<u8>, Error> {
+            // Validated under the lock: the file at the path now is the one replaced.
+            let v = validate(path, open_checked(path, false, open)?)?;
+            let again = Validated {
+                file: v.file.try_clone().map_err(|e| Error::io(path, "dup", e))?,
+                header: v.header,
+                schema: v.schema.clone(),
+                canary: v.canary,
+                manifest: v.manifest.clone(),
+            };
+            let (payload, _) = crate::RawReader::from_validated(path, again)?.snapshot()?;
+            migrate(&v, &payload)
+        };
+        let initial = match read_old() {
+            Ok(i) => i,
+            Err(e) => {
+                lock.abandon();
+                return Err(e);
+            }
+        };
+        assert_eq!(initial.len(), ty.size, "migrated value of the wrong size");
+        let opts = opts.clone().replace(true);
+        let created = crate::create::build(path, &header, &manifest, &initial, &opts, lock)?;
+        Self::from_created(path, header, created, &initial)
     }
 
     fn assemble(

@@ -5,15 +5,16 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::error::Error;
-use crate::open::{check_schema, open_checked, validate, OpenOptions};
+use crate::open::{open_checked, validate, OpenOptions};
 use crate::updates::{Update, Updates};
 use crate::view::ReadView;
 use crate::{Fields, RawReader};
 
 /// Reads a `T` published by a [`Writer<T>`](crate::Writer) in another process (or this one).
 ///
-/// Opening validates the file completely and checks that it holds a `T` (schema hash, with a
-/// field-level diff when it does not). After that, reads are plain loads from the mapping with no
+/// Opening validates the file completely and checks that it holds a `T`, or a compatible
+/// version of `T` (fields appended by a newer writer, or fields of `T` the file lacks that declare
+/// a default; see [`evolve`](crate::evolve)); otherwise it fails with the fields that differ. After that, reads are plain loads from the mapping with no
 /// lock and no system call: [`load`](Self::load) copies a consistent snapshot of the whole value,
 /// and the derive's accessors (`reader.rpm()`, reached through `Deref`) read one field's words.
 ///
@@ -42,9 +43,12 @@ impl<T: Fields> Reader<T> {
     pub fn open_with(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Self, Error> {
         let path = path.as_ref();
         let v = validate(path, open_checked(path, false, opts)?)?;
-        check_schema::<T>(path, &v)?;
+        // The file holds a `T`, or a compatible version of it (`crate::evolve`).
+        let projection = crate::evolve::reader_fit::<T>(path, &v, opts.exact_schema)?;
+        let mut raw = RawReader::from_validated(path, v)?;
+        raw.set_projection(projection);
         Ok(Reader {
-            view: T::ReadView::from_raw(RawReader::from_validated(path, v)?),
+            view: T::ReadView::from_raw(raw),
             _type: PhantomData,
         })
     }

@@ -353,6 +353,69 @@ pub const fn schema_hash(ty: &TypeDesc) -> u64 {
     e.hash
 }
 
+/// The schema hash `ty` would have with only its first `keep` fields (a struct; the size and
+/// alignment those fields give it) or its first `keep` variants (an enum): the hash of the older
+/// version of the type it extends by appending (schema evolution). For other kinds, or `keep` at
+/// least the count, the hash of `ty` itself.
+pub const fn prefix_hash(ty: &TypeDesc, keep: usize) -> u64 {
+    let mut e = Emit {
+        out: &mut [],
+        pos: 0,
+        hash: FNV_OFFSET,
+    };
+    match ty.kind {
+        Kind::Struct(st) if keep < st.fields.len() => {
+            let mut align = 1;
+            let mut end = 0;
+            let mut i = 0;
+            while i < keep {
+                let f = &st.fields[i];
+                if f.ty.align > align {
+                    align = f.ty.align;
+                }
+                end = f.offset + f.ty.size;
+                i += 1;
+            }
+            let size = align_up(end, align);
+            e.bytes(&MANIFEST_MAGIC);
+            e.byte(MANIFEST_VERSION);
+            e.u32(size);
+            e.u32(align);
+            e.byte(kind_byte::STRUCT);
+            e.str(st.name);
+            e.u32(size);
+            e.u32(align);
+            e.u32(keep);
+            let mut i = 0;
+            while i < keep {
+                let f = &st.fields[i];
+                e.str(f.name);
+                e.u32(f.offset);
+                emit_type(&mut e, f.ty);
+                i += 1;
+            }
+        }
+        Kind::Enum(en) if keep < en.variants.len() => {
+            e.bytes(&MANIFEST_MAGIC);
+            e.byte(MANIFEST_VERSION);
+            e.u32(ty.size);
+            e.u32(ty.align);
+            e.byte(kind_byte::ENUM);
+            e.str(en.name);
+            e.byte(en.repr as u8);
+            e.u32(keep);
+            let mut i = 0;
+            while i < keep {
+                e.str(en.variants[i].name);
+                e.i64(en.variants[i].value);
+                i += 1;
+            }
+        }
+        _ => emit_manifest(&mut e, ty),
+    }
+    e.hash
+}
+
 /// Checks at compile time what the manifest encoding can represent: names of at most 65,535
 /// bytes, sizes, offsets and counts that fit in `u32`. Returns a message on failure.
 pub const fn check_type(ty: &TypeDesc) -> Option<&'static str> {

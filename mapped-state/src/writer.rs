@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::create::CreateOptions;
 use crate::error::Error;
-use crate::open::{check_schema, OpenOptions};
+use crate::open::OpenOptions;
 use crate::view::WriteView;
 use crate::{Fields, RawWriter, WakePolicy};
 
@@ -66,11 +66,61 @@ impl<T: Fields> Writer<T> {
     /// [`open`](Self::open) with options.
     pub fn open_with(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Self, Error> {
         let path = path.as_ref();
-        let raw = RawWriter::open_vetted(path, opts, |v| check_schema::<T>(path, v))?;
+        let raw = RawWriter::open_vetted(path, opts, |v| crate::evolve::writer_fit::<T>(path, v))?;
         // Refuse a file whose committed value is not a valid `T`.
         T::decode(raw.current()).map_err(|source| Error::InvalidValue {
             path: path.to_owned(),
             source,
+        })?;
+        Ok(Self::wrap(raw))
+    }
+
+    /// Takes over the state file at `path` as a `T`, rewriting it as a `T` first when it holds
+    /// another version of the type (schema evolution, [`evolve`](crate::evolve)).
+    ///
+    /// When the file's schema is `T`'s, this is [`open`](Self::open). Otherwise, under the
+    /// path's writer lock (so no other writer runs, [`Error::WriterActive`] if one does), it
+    /// reads the file's committed value, builds a new file for `T` whose value takes every field
+    /// the old file has with a fitting type (by name, at any offset) from the old value and every
+    /// other field from `fill`, and renames it over the old file in one step. The old file is
+    /// flagged superseded: its readers learn from [`Reader::superseded`](crate::Reader::superseded)
+    /// or [`Error::WriterGone`] (`superseded: true`) to reopen the path, where they find the new
+    /// file holding the old value's fields. A field the old file has with another type cannot be
+    /// converted and is refused with [`Error::SchemaMismatch`] naming it. The new file's version
+    /// starts again at 0.
+    pub fn open_migrating(path: impl AsRef<Path>, fill: &T) -> Result<Self, Error> {
+        Self::open_migrating_with(path, fill, &OpenOptions::new(), &CreateOptions::new())
+    }
+
+    /// [`open_migrating`](Self::open_migrating) with options for opening the file and for
+    /// creating the new one (`replace` is implied).
+    pub fn open_migrating_with(
+        path: impl AsRef<Path>,
+        fill: &T,
+        open: &OpenOptions,
+        create: &CreateOptions,
+    ) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let v = crate::open::validate(path, crate::open::open_checked(path, false, open)?)?;
+        if v.header.schema_hash == T::SCHEMA_HASH {
+            drop(v);
+            return Self::open_with(path, open);
+        }
+        // Planned before anything is locked, so that a type that cannot be migrated leaves the
+        // file untouched; planned again under the lock, for the file found there then.
+        crate::evolve::plan_migration::<T>(path, &v)?;
+        drop(v);
+        let raw = crate::words::with_encoding(fill, |fill_bytes| {
+            RawWriter::create_migrating(path, T::TYPE, open, create, |old, payload| {
+                let plan = crate::evolve::plan_migration::<T>(path, old)?;
+                let bytes = plan.apply(fill_bytes, payload);
+                // Carried bytes were validated as the old type's; check them as `T`'s.
+                T::decode(&bytes).map_err(|source| Error::InvalidValue {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                Ok(bytes)
+            })
         })?;
         Ok(Self::wrap(raw))
     }

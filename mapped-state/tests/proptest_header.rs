@@ -296,6 +296,17 @@ fn check_manifest(bytes: &[u8], original: Option<&Type>) {
             if let Some(o) = original {
                 let _ = t.diff(o);
                 let _ = o.diff(&t);
+                // The evolution check of any pair of accepted types, both ways: no panic, a
+                // bounded list, a type always reads itself, and a type that reads another with
+                // no default is a prefix of it (the reader reads its own size from the slot).
+                for (a, b) in [(&t, o), (o, &t)] {
+                    let c = mapped_state::evolve::check(a, b);
+                    assert!(c.problems.len() <= mapped_state::manifest::MAX_DIFFERENCES + 1);
+                    if c.readable() {
+                        assert!(a.size <= b.size, "{a:?} reads {b:?}");
+                    }
+                }
+                assert!(mapped_state::evolve::check(&t, &t).readable());
             }
         }
         Err(e) => {

@@ -1,0 +1,10 @@
+use mapped_state::MappedState;
+
+#[derive(MappedState)]
+struct Config {
+    rpm: u32,
+    #[mapped_state(default(30_000))]
+    timeout_ms: u32,
+}
+
+fn main() {}
