@@ -152,8 +152,8 @@ impl std::fmt::Display for CodegenError {
             ),
             CodegenError::Prefix(p) => write!(
                 f,
-                "prefix `{}` is not a C identifier (ASCII letters, digits and `_`, starting \
-                 with a letter, not a keyword, not starting with `ms_`)",
+                "prefix `{}` is not a C identifier free to use (ASCII letters, digits and `_`, \
+                 starting with a letter; not a keyword, a libc name or `ms_...`)",
                 crate::exit::one_line(p)
             ),
         }
@@ -176,8 +176,7 @@ pub fn header_from_manifest(manifest: &[u8], opts: &Options) -> Result<String, C
         Some(p) => {
             let ok = p.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
                 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                && !RESERVED.contains(&p.as_str())
-                && !p.to_ascii_lowercase().starts_with("ms_");
+                && prefix_free(p);
             if !ok {
                 return Err(CodegenError::Prefix(p.clone()));
             }
@@ -186,10 +185,10 @@ pub fn header_from_manifest(manifest: &[u8], opts: &Options) -> Result<String, C
         None => match &ty.kind {
             TypeKind::Struct { name, .. } | TypeKind::Enum { name, .. } => {
                 let s = snake(name);
-                if RESERVED.contains(&s.as_str()) || s.starts_with("ms_") {
-                    format!("{s}_state")
-                } else {
+                if prefix_free(&s) {
                     s
+                } else {
+                    format!("{s}_state")
                 }
             }
             _ => "state".to_owned(),
@@ -327,6 +326,157 @@ const RESERVED: &[&str] = &[
     "st_ctim",
 ];
 
+/// Names the runtime's headers declare (or their prefixes) that a type's name could plausibly
+/// turn into a prefix: the payload's typedef is the prefix itself, the functions and nested types
+/// are `prefix_*`, so none may meet a libc name (`stat`, `time`, `shm_open`, `uint8_t`...).
+const LIBC: &[&str] = &[
+    "ms",
+    "stat",
+    "time",
+    "clock",
+    "open",
+    "close",
+    "read",
+    "write",
+    "sync",
+    "link",
+    "pipe",
+    "select",
+    "signal",
+    "kill",
+    "div",
+    "ldiv",
+    "lldiv",
+    "tm",
+    "timespec",
+    "timeval",
+    "exit",
+    "abort",
+    "free",
+    "malloc",
+    "calloc",
+    "realloc",
+    "rand",
+    "random",
+    "system",
+    "remove",
+    "rename",
+    "access",
+    "alarm",
+    "pause",
+    "sleep",
+    "nice",
+    "fork",
+    "dup",
+    "chdir",
+    "chown",
+    "chmod",
+    "mkdir",
+    "umask",
+    "truncate",
+    "environ",
+    "timezone",
+    "daylight",
+    "tzname",
+    "file",
+    "fpos",
+    "printf",
+    "puts",
+    "gets",
+    "getline",
+    "fopen",
+    "fclose",
+    "mmap",
+    "munmap",
+    "syscall",
+    "shm",
+    "sem",
+    "mq",
+    "posix",
+    "pthread",
+    "sched",
+    "str",
+    "mem",
+    "atomic",
+    "memory",
+    "int",
+    "uint",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "intptr",
+    "uintptr",
+    "intmax",
+    "uintmax",
+    "int_least8",
+    "int_least16",
+    "int_least32",
+    "int_least64",
+    "uint_least8",
+    "uint_least16",
+    "uint_least32",
+    "uint_least64",
+    "int_fast8",
+    "int_fast16",
+    "int_fast32",
+    "int_fast64",
+    "uint_fast8",
+    "uint_fast16",
+    "uint_fast32",
+    "uint_fast64",
+    "size",
+    "ssize",
+    "off",
+    "pid",
+    "uid",
+    "gid",
+    "mode",
+    "dev",
+    "ino",
+    "nlink",
+    "blksize",
+    "blkcnt",
+    "clockid",
+    "timer",
+    "va",
+    "max_align",
+    "ptrdiff",
+    "wchar",
+    "sig",
+    "errno",
+    "fd",
+    "std",
+    "get",
+    "set",
+    "lstat",
+    "fstat",
+    "mknod",
+    "utime",
+    "unlink",
+    "rmdir",
+    "getpid",
+    "sigset",
+    "fd_set",
+    "lseek",
+    "pread",
+    "pwrite",
+    "ftruncate",
+    "nanosleep",
+    "strtol",
+];
+
+/// Whether `p` can prefix every generated name without meeting a C keyword, the runtime's
+/// `ms_` names or a libc name.
+fn prefix_free(p: &str) -> bool {
+    let lower = p.to_ascii_lowercase();
+    !RESERVED.contains(&p) && !LIBC.contains(&lower.as_str()) && !lower.starts_with("ms_")
+}
+
 /// A member name for a schema name (see the module docs).
 fn member_ident(name: &str) -> String {
     let mut s: String = name
@@ -449,6 +599,8 @@ struct Gen {
     prefix: String,
     /// Every global C name generated (types, functions, constants).
     names: HashSet<String>,
+    /// The next suffix to try per base name (see `unique_in`).
+    next: HashMap<String, usize>,
     /// Structs and enums defined so far, by their manifest encoding: C name.
     types: HashMap<Vec<u8>, String>,
     /// `FixedStr` capacities used.
@@ -485,6 +637,7 @@ impl Gen {
         Gen {
             prefix,
             names,
+            next: HashMap::new(),
             types: HashMap::new(),
             strs: BTreeSet::new(),
             defs: String::new(),
@@ -493,14 +646,7 @@ impl Gen {
 
     /// `base`, or `base_2`, `base_3`... whichever is free; taken from then on.
     fn unique(&mut self, base: String) -> String {
-        let mut name = base.clone();
-        let mut i = 2;
-        while self.names.contains(&name) {
-            name = format!("{base}_{i}");
-            i += 1;
-        }
-        self.names.insert(name.clone());
-        name
+        unique_in(&mut self.names, &mut self.next, base)
     }
 
     /// The C spelling of `ty` with declarator `decl` (`uint32_t rpm`, `float samples[8]`),
@@ -651,6 +797,7 @@ impl Gen {
         let mut members: Vec<String> = Vec::new();
         let mut asserts: Vec<String> = Vec::new();
         let mut local = HashSet::new();
+        let mut local_next = HashMap::new();
         let mut cur = 0usize;
         let mut natural_align = 1usize;
         let mut pads = 0usize;
@@ -673,13 +820,7 @@ impl Gen {
             if *offset != natural {
                 pad(&mut members, offset - cur, &mut pads);
             }
-            let mut ident = member_ident(fname);
-            let base = ident.clone();
-            let mut i = 2;
-            while !local.insert(ident.clone()) {
-                ident = format!("{base}_{i}");
-                i += 1;
-            }
+            let ident = unique_in(&mut local, &mut local_next, member_ident(fname));
             let decl = self.declare(fty, &ident);
             members.push(format!(
                 "    {decl}; /* {} @{offset}{} */",
@@ -949,6 +1090,27 @@ impl Gen {
              #endif /* {upper}_MAPPED_STATE_H */"
         );
         h
+    }
+}
+
+/// `base`, or `base_2`, `base_3`... whichever is not in `names`, added to it. `next` remembers
+/// each base's next suffix, so that many names made equal by escaping cost linear time.
+fn unique_in(
+    names: &mut HashSet<String>,
+    next: &mut HashMap<String, usize>,
+    base: String,
+) -> String {
+    let n = next.entry(base.clone()).or_insert(1);
+    loop {
+        let name = if *n == 1 {
+            base.clone()
+        } else {
+            format!("{base}_{n}")
+        };
+        *n += 1;
+        if names.insert(name.clone()) {
+            return name;
+        }
     }
 }
 

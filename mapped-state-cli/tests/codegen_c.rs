@@ -794,6 +794,38 @@ fn corrupt_files_give_the_c_readers_error_codes() {
     assert_eq!(code, 0, "{out}");
 }
 
+/// A file truncated after the open (inside its last page, so the lost bytes read as zeros rather
+/// than raising SIGBUS): the load fails with MS_E_TRUNCATED instead of returning lost bytes.
+#[test]
+fn a_file_truncated_under_the_reader_gives_truncated() {
+    use std::io::{BufRead, BufReader, Write};
+    let b = built();
+    let dir = Scratch::new("truncate");
+    let file = dir.path("every.state");
+    drop(Writer::create(&file, &every()).unwrap());
+    let h = *RawReader::open(&file).unwrap().header();
+    assert!(h.file_len < 4096, "the whole file is in one page");
+    let mut child = Command::new(b.exe("every"))
+        .arg("hold")
+        .arg(&file)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(h.manifest_offset)
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "go").unwrap();
+    let status = lines.next().unwrap().unwrap();
+    assert!(status.starts_with("status=15 "), "{status}");
+    assert!(child.wait().unwrap().success());
+}
+
 #[test]
 fn a_top_level_array_names_the_element_in_errors() {
     let b = built();
@@ -951,6 +983,35 @@ fn unusual_manifests_give_headers_that_compile() {
     Type::from_manifest(&manifest).expect("a valid manifest");
     let header = header_from_manifest(&manifest, &Options::default()).unwrap();
     let dir = Scratch::new("weird");
+    // Type names that are libc names get a prefix that is not (`stat` is a struct and a
+    // function of <sys/stat.h>, `shm_open` a function of <sys/mman.h>).
+    for (name, prefix) in [
+        ("Stat", "stat_state"),
+        ("Shm", "shm_state"),
+        ("Ms", "ms_state"),
+    ] {
+        let ty = strukt(name, 8, 8, vec![field("open", 0, prim(Prim::U64))]);
+        let h = header_from_manifest(&encode_manifest(&ty), &Options::default()).unwrap();
+        assert!(h.contains(&format!("typedef struct {prefix} {{")), "{name}");
+        let src = format!("{prefix}.c");
+        std::fs::write(dir.path(&format!("{prefix}.h")), h).unwrap();
+        std::fs::write(
+            dir.path(&src),
+            format!(
+                "#include \"{prefix}.h\"\nint main(void) {{ {prefix}_reader r; \
+                 return {prefix}_open(&r, \"x\", NULL) == MS_OK; }}\n"
+            ),
+        )
+        .unwrap();
+        compile(
+            &dir.0,
+            &[
+                dir.path(&src).to_str().unwrap(),
+                "-o",
+                dir.path("a.out").to_str().unwrap(),
+            ],
+        );
+    }
     std::fs::write(dir.path("weird.h"), &header).unwrap();
     std::fs::write(
         dir.path("weird.c"),

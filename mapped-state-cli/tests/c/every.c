@@ -4,6 +4,8 @@
  *                      `mapped-state inspect --json`), exit 0; on error see below
  *   every open FILE    opens and loads: prints `status=N name=... field=... offset=N path=...`
  *                      and `message=...` lines, exit 0 (the test checks the code it names)
+ *   every hold FILE    opens, prints `ready`, reads a line from stdin, then loads and prints as
+ *                      `open` does (for a file changed between the open and the load)
  *
  * Values: integers in decimal, u128/i128 as 0x + 32 hex digits (two's complement), floats as
  * their bits in hex (`NaN` for a NaN), bool true/false, char U+ and its code point in hex,
@@ -92,6 +94,12 @@ int main(int argc, char **argv) {
     every v;
     uint64_t version = 0;
     ms_status s = every_open(&r, argv[2], NULL);
+    if (s == MS_OK && strcmp(argv[1], "hold") == 0) {
+        char line[16];
+        printf("ready\n");
+        fflush(stdout);
+        if (fgets(line, sizeof line, stdin) == NULL) return 2;
+    }
     if (s == MS_OK) s = every_load(&r, &v, &version);
     if (strcmp(argv[1], "dump") == 0 && s == MS_OK) {
         printf("version=%llu\n", (unsigned long long)version);
