@@ -4,7 +4,7 @@
  *
  *   telemetry_reader r;
  *   if (telemetry_open(&r, path, NULL) != MS_OK) { fprintf(stderr, "%s: %s\n", path, r.ms.error.message); ... }
- *   telemetry value; uint64_t version;
+ *   telemetry value; uint64_t version = 0;
  *   if (telemetry_load(&r, &value, &version) == MS_OK) { ... }       consistent and validated
  *   telemetry_wait(&r, version, 5000000000, &version);              block until a newer one
  *   telemetry_close(&r);

@@ -975,7 +975,7 @@ impl Gen {
              *\n \
              *   {p}_reader r;\n \
              *   if ({p}_open(&r, path, NULL) != MS_OK) {{ fprintf(stderr, \"%s: %s\\n\", path, r.ms.error.message); ... }}\n \
-             *   {p} value; uint64_t version;\n \
+             *   {p} value; uint64_t version = 0;\n \
              *   if ({p}_load(&r, &value, &version) == MS_OK) {{ ... }}       consistent and validated\n \
              *   {p}_wait(&r, version, 5000000000, &version);              block until a newer one\n \
              *   {p}_close(&r);\n \

@@ -357,6 +357,24 @@ fn docs_example_is_up_to_date() {
             dir.path("use").to_str().unwrap(),
         ],
     );
+    // The README's C example compiles against it as written (its statements wrapped in main).
+    let readme = std::fs::read_to_string(repo_file("README.md")).unwrap();
+    let section = &readme[readme.find("## Reading from C").expect("README section")..];
+    let start = section.find("```c\n").expect("a C example") + 5;
+    let block = &section[start..start + section[start..].find("```").unwrap()];
+    let (include, body) = block.split_once('\n').unwrap();
+    assert!(include.starts_with("#include \"engine.h\""), "{include}");
+    let program =
+        format!("#include \"codegen-c-example.h\"\nint main(void) {{\n{body}return 0;\n}}\n");
+    std::fs::write(dir.path("readme.c"), program).unwrap();
+    compile(
+        &repo_file("docs"),
+        &[
+            dir.path("readme.c").to_str().unwrap(),
+            "-o",
+            dir.path("readme").to_str().unwrap(),
+        ],
+    );
 }
 
 #[test]
@@ -932,6 +950,28 @@ fn the_c_reader_waits_on_the_futex_until_a_commit_or_the_writer_is_gone() {
     drop(w);
     let gone = next();
     assert!(gone.starts_with("gone status=18 alive=0"), "{gone}");
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn a_wait_on_a_replaced_file_ends_superseded() {
+    use std::io::{BufRead, BufReader};
+    let b = built();
+    let dir = Scratch::new("superseded");
+    let file = dir.path("old.state");
+    drop(Writer::create(&file, &stress_at(0)).unwrap());
+    let mut child = Command::new(b.exe("stress"))
+        .arg("superseded")
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let _new =
+        Writer::create_with(&file, &stress_at(5), &CreateOptions::new().replace(true)).unwrap();
+    let status = lines.next().unwrap().unwrap();
+    assert!(status.starts_with("status=19 "), "{status}");
     assert!(child.wait().unwrap().success());
 }
 

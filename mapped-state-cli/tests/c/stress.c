@@ -10,6 +10,8 @@
  *                             prints `ready v=N`, waits for a newer version, prints `woke v=N`
  *                             (and checks its value), waits 200 ms for nothing (`timeout`),
  *                             prints `ready2`, then waits until the writer is gone (`gone`).
+ *   stress superseded FILE    prints `ready`, then waits (with liveness probes switched off) and
+ *                             prints `status=N name=...`: the test replaces the file meanwhile.
  */
 #include "stress.h"
 
@@ -93,6 +95,12 @@ int main(int argc, char **argv) {
         s = stress_wait(&r, version, INT64_C(20000000000), &woke);
         printf("%s status=%d alive=%d message=%s\n", s == MS_E_WRITER_GONE ? "gone" : "not-gone",
                (int)s, (int)ms_writer_alive(&r.ms), r.ms.error.message);
+    } else if (strcmp(argv[1], "superseded") == 0) {
+        r.ms.liveness_interval_ns = UINT64_C(60000000000);
+        printf("ready\n");
+        fflush(stdout);
+        s = stress_wait(&r, stress_version(&r), INT64_C(20000000000), &version);
+        printf("status=%d name=%s\n", (int)s, ms_strerror(s));
     } else {
         fprintf(stderr, "usage: stress load FILE MILLIS | stress wait FILE\n");
         return 2;
