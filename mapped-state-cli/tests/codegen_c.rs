@@ -214,12 +214,17 @@ fn cc() -> String {
     std::env::var("CC").unwrap_or_else(|_| "cc".to_owned())
 }
 
+/// The brief's flags, and the conversion and shadowing warnings a strict C project may use: a
+/// header-only library must be silent under them too.
 const CFLAGS: &[&str] = &[
     "-std=c11",
     "-Wall",
     "-Wextra",
     "-Werror",
     "-pedantic",
+    "-Wconversion",
+    "-Wsign-conversion",
+    "-Wshadow",
     "-O2",
 ];
 
@@ -357,6 +362,18 @@ fn docs_example_is_up_to_date() {
             dir.path("use").to_str().unwrap(),
         ],
     );
+    // Also in GNU mode, as C17, and with only POSIX asked for (the last -std wins).
+    for extra in ["-std=gnu11", "-std=c17", "-D_POSIX_C_SOURCE=200809L"] {
+        compile(
+            &repo_file("docs"),
+            &[
+                extra,
+                src.to_str().unwrap(),
+                "-o",
+                dir.path("use").to_str().unwrap(),
+            ],
+        );
+    }
     // The README's C example compiles against it as written (its statements wrapped in main).
     let readme = std::fs::read_to_string(repo_file("README.md")).unwrap();
     let section = &readme[readme.find("## Reading from C").expect("README section")..];
@@ -548,13 +565,7 @@ fn the_c_reader_shows_what_inspect_json_shows() {
     let mut w = Writer::create(&file, &every()).unwrap();
     w.update(|e| e.rpm += 1);
     // A quiet point: the writer lives but commits nothing while both read.
-    let out = Command::new(env!("CARGO_BIN_EXE_mapped-state"))
-        .args(["inspect", "--json"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = inspect_json(&file);
     let mut want = vec![format!("version={}", json["version"])];
     let ty = Type::from_desc(Every::TYPE);
     canonical(&ty, &json["value"], "", &mut want);
@@ -920,6 +931,30 @@ fn the_c_reader_never_tears_under_a_flat_out_writer() {
         stat("distinct") >= 2 && stat("last") > stat("first"),
         "{text}"
     );
+    // At the quiet point after the load, the C reader and `inspect --json` agree on the file.
+    let c = run(&b.exe("stress"), &[Path::new("dump"), &file]);
+    assert!(c.status.success(), "{}", stdout(&c));
+    let json = inspect_json(&file);
+    let mut want = vec![format!("version={}", json["version"])];
+    canonical(
+        &Type::from_desc(Stress::TYPE),
+        &json["value"],
+        "",
+        &mut want,
+    );
+    let have: Vec<String> = stdout(&c).lines().map(str::to_owned).collect();
+    assert_eq!(have, want, "the C reader and inspect --json disagree");
+    assert_eq!(want[0], format!("version={commits}"));
+}
+
+fn inspect_json(file: &Path) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_mapped-state"))
+        .args(["inspect", "--json"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]

@@ -10,6 +10,7 @@
  *                             prints `ready v=N`, waits for a newer version, prints `woke v=N`
  *                             (and checks its value), waits 200 ms for nothing (`timeout`),
  *                             prints `ready2`, then waits until the writer is gone (`gone`).
+ *   stress dump FILE          one snapshot, every leaf as `path=value` (as `every dump` does)
  *   stress superseded FILE    prints `ready`, then waits (with liveness probes switched off) and
  *                             prints `status=N name=...`: the test replaces the file meanwhile.
  */
@@ -95,6 +96,17 @@ int main(int argc, char **argv) {
         s = stress_wait(&r, version, INT64_C(20000000000), &woke);
         printf("%s status=%d alive=%d message=%s\n", s == MS_E_WRITER_GONE ? "gone" : "not-gone",
                (int)s, (int)ms_writer_alive(&r.ms), r.ms.error.message);
+    } else if (strcmp(argv[1], "dump") == 0) {
+        s = stress_load(&r, &v, &version);
+        if (s != MS_OK) return fail("load", &r, s);
+        printf("version=%llu\nstamp=%llu\n", (unsigned long long)version,
+               (unsigned long long)v.stamp);
+        for (size_t i = 0; i < sizeof v.words / sizeof v.words[0]; i++)
+            printf("words[%zu]=%llu\n", i, (unsigned long long)v.words[i]);
+        printf("tag=%lu\nodd=%s\nmode=%s\nlabel=str:", (unsigned long)v.tag,
+               v.odd ? "true" : "false", stress_phase_name(v.mode));
+        for (uint32_t i = 0; i < v.label.len; i++) printf("%02x", (unsigned char)v.label.bytes[i]);
+        printf("\n");
     } else if (strcmp(argv[1], "superseded") == 0) {
         r.ms.liveness_interval_ns = UINT64_C(60000000000);
         printf("ready\n");
