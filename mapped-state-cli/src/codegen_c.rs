@@ -1131,3 +1131,64 @@ fn case_label(v: i64, repr: Prim) -> String {
         _ => v.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_become_c_identifiers() {
+        assert_eq!(snake("HttpServer"), "http_server");
+        assert_eq!(snake("Telemetry"), "telemetry");
+        assert_eq!(snake("a b--c"), "a_b_c");
+        assert_eq!(snake("9"), "t9");
+        assert_eq!(snake("ü"), "t");
+        assert_eq!(member_ident("rpm"), "rpm");
+        assert_eq!(member_ident("int"), "int_");
+        assert_eq!(member_ident("linux"), "linux_");
+        assert_eq!(member_ident("9lives"), "f_9lives");
+        assert_eq!(member_ident("__x"), "f___x");
+        assert_eq!(member_ident("_X"), "f__X");
+        assert_eq!(member_ident("_x"), "_x");
+        assert_eq!(member_ident("größe"), "gr__e");
+        assert_eq!(member_ident(""), "field");
+        assert_eq!(member_ident("ms_pad_0"), "ms_pad_0_");
+    }
+
+    #[test]
+    fn strings_and_comments_are_escaped() {
+        assert_eq!(c_str("a\"b\\c?"), "\"a\\\"b\\\\c\\?\"");
+        assert_eq!(c_str("µ\n"), "\"\\302\\265\\012\"");
+        assert_eq!(comment("x*/y??=z\n"), "x* /y? ?=z\\n");
+    }
+
+    #[test]
+    fn suffixes_are_unique_and_linear() {
+        let (mut names, mut next) = (HashSet::new(), HashMap::new());
+        names.insert("a_2".to_owned());
+        let got: Vec<String> = (0..4)
+            .map(|_| unique_in(&mut names, &mut next, "a".into()))
+            .collect();
+        assert_eq!(got, ["a", "a_3", "a_4", "a_5"]);
+    }
+
+    #[test]
+    fn prefixes_are_checked() {
+        let m = manifest_bytes(<u32 as mapped_state::MappedState>::TYPE);
+        let with = |p: &str| {
+            header_from_manifest(
+                &m,
+                &Options {
+                    prefix: Some(p.into()),
+                },
+            )
+        };
+        assert!(with("engine").is_ok());
+        for bad in ["", "9a", "a-b", "int", "stat", "ms", "ms_x", "MS_X", "shm"] {
+            assert_eq!(with(bad), Err(CodegenError::Prefix(bad.into())), "{bad}");
+        }
+        // A payload that is no struct or enum is wrapped, under the default prefix `state`.
+        let h = header_from_manifest(&m, &Options::default()).unwrap();
+        assert!(h.contains("typedef struct state {\n    uint32_t value; /* u32 @0 */\n} state;"));
+    }
+}

@@ -255,9 +255,29 @@ fn compile(dir: &Path, args: &[&str]) {
     );
 }
 
-/// The C programs, built once per test process from freshly generated headers.
+/// The C programs, built once per test process from freshly generated headers, in
+/// `target/tmp/codegen-c-<pid>` (a static is never dropped, so the directories of earlier runs
+/// whose process is gone are removed here instead).
 struct Built {
     dir: Scratch,
+}
+
+fn build_dir() -> Scratch {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("codegen-c-") {
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+    }
+    let dir = root.join(format!("codegen-c-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    Scratch(dir)
 }
 
 impl Built {
@@ -269,7 +289,7 @@ impl Built {
 fn built() -> &'static Built {
     static BUILT: OnceLock<Built> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let dir = Scratch::new("build");
+        let dir = build_dir();
         let write = |name: &str, text: String| std::fs::write(dir.path(name), text).unwrap();
         let gen = |desc, prefix: Option<&str>| {
             header_for(
