@@ -129,7 +129,9 @@ typedef struct ms_open_options {
 } ms_open_options;
 
 /* An open state file. Read its fields, never write them, except `max_attempts` and
- * `liveness_interval_ns`, which the caller may change after a successful open. */
+ * `liveness_interval_ns`, which the caller may change after a successful open. Every call
+ * records its failure in `error`, so a reader is used by one thread at a time (open one per
+ * thread: they share the page cache, and a reader costs one mapping). */
 typedef struct ms_reader {
     unsigned char *map;              /* a read-only shared mapping of the whole file; NULL if closed */
     size_t map_len;
