@@ -140,6 +140,9 @@ pub enum CodegenError {
     Manifest(ManifestError),
     /// `--prefix` is not usable as the start of C identifiers.
     Prefix(String),
+    /// The type has no bytes: no state file can hold it (a payload is at least 1 byte) and ISO
+    /// C has no empty struct.
+    ZeroSized(String),
 }
 
 impl std::fmt::Display for CodegenError {
@@ -155,6 +158,11 @@ impl std::fmt::Display for CodegenError {
                 "prefix `{}` is not a C identifier free to use (ASCII letters, digits and `_`, \
                  starting with a letter; not a keyword, a libc name or `ms_...`)",
                 crate::exit::one_line(p)
+            ),
+            CodegenError::ZeroSized(name) => write!(
+                f,
+                "type `{}` has no bytes: no state file can hold it",
+                crate::exit::one_line(name)
             ),
         }
     }
@@ -172,6 +180,9 @@ pub fn header_for(desc: &TypeDesc, opts: &Options) -> Result<String, CodegenErro
 /// validated first.
 pub fn header_from_manifest(manifest: &[u8], opts: &Options) -> Result<String, CodegenError> {
     let ty = Type::from_manifest(manifest).map_err(CodegenError::Manifest)?;
+    if ty.size == 0 {
+        return Err(CodegenError::ZeroSized(ty.name()));
+    }
     let prefix = match &opts.prefix {
         Some(p) => {
             let ok = p.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
@@ -1187,6 +1198,11 @@ mod tests {
         for bad in ["", "9a", "a-b", "int", "stat", "ms", "ms_x", "MS_X", "shm"] {
             assert_eq!(with(bad), Err(CodegenError::Prefix(bad.into())), "{bad}");
         }
+        let empty = manifest_bytes(<[u64; 0] as mapped_state::MappedState>::TYPE);
+        assert_eq!(
+            header_from_manifest(&empty, &Options::default()),
+            Err(CodegenError::ZeroSized("[u64; 0]".into()))
+        );
         // A payload that is no struct or enum is wrapped, under the default prefix `state`.
         let h = header_from_manifest(&m, &Options::default()).unwrap();
         assert!(h.contains("typedef struct state {\n    uint32_t value; /* u32 @0 */\n} state;"));

@@ -1138,3 +1138,190 @@ fn unusual_manifests_give_headers_that_compile() {
     assert!(header.contains("_Alignas(32)"), "{header}");
     assert!(header.contains("ms_pad_"), "{header}");
 }
+
+/// A small deterministic generator of valid manifests: nested structs (C layout, sometimes with
+/// gaps and extra alignment), enums of every representation (repeated names and values),
+/// strings, arrays (empty ones too), every primitive, and names that are keywords, macros,
+/// non-ASCII or equal once escaped.
+struct Schemas(u64);
+
+impl Schemas {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+
+    fn name(&mut self) -> String {
+        const POOL: &[&str] = &[
+            "a", "int", "a b", "a_b", "linux", "9x", "ü", "default", "ms_pad_0", "x*/y", "q??=",
+            "Mode", "T", "Open", "Stat", "errno", "value", "Inner",
+        ];
+        POOL[self.next(POOL.len() as u64) as usize].to_owned()
+    }
+
+    fn ty(&mut self, depth: usize) -> Type {
+        let prim = |p: Prim| Type {
+            kind: TypeKind::Prim(p),
+            size: p.size(),
+            align: p.size(),
+        };
+        match self.next(if depth >= 3 { 4 } else { 6 }) {
+            0 | 3 => prim(Prim::ALL[self.next(14) as usize]),
+            1 => {
+                let reprs = [
+                    Prim::U8,
+                    Prim::U16,
+                    Prim::U32,
+                    Prim::I8,
+                    Prim::I16,
+                    Prim::I32,
+                ];
+                let repr = reprs[self.next(6) as usize];
+                let bits = 8 * repr.size() as u32;
+                let (lo, hi): (i64, i64) = if matches!(repr, Prim::U8 | Prim::U16 | Prim::U32) {
+                    (0, (1i64 << bits) - 1)
+                } else {
+                    (-(1i64 << (bits - 1)), (1i64 << (bits - 1)) - 1)
+                };
+                let variants: Vec<(std::sync::Arc<str>, i64)> = (0..1 + self.next(4))
+                    .map(|_| {
+                        let v = match self.next(4) {
+                            0 => lo,
+                            1 => hi,
+                            _ => self.next(3) as i64,
+                        };
+                        (self.name().into(), v)
+                    })
+                    .collect();
+                Type {
+                    kind: TypeKind::Enum {
+                        name: self.name().into(),
+                        repr,
+                        variants: variants.into(),
+                    },
+                    size: repr.size(),
+                    align: repr.size(),
+                }
+            }
+            2 => {
+                let cap = [0, 1, 5, 16][self.next(4) as usize];
+                Type {
+                    kind: TypeKind::Str { cap },
+                    size: (4 + cap).div_ceil(4) * 4,
+                    align: 4,
+                }
+            }
+            4 => {
+                let elem = self.ty(depth + 1);
+                let len = [0, 1, 3][self.next(3) as usize];
+                Type {
+                    size: elem.size * len,
+                    align: elem.align,
+                    kind: TypeKind::Array {
+                        elem: Box::new(elem),
+                        len,
+                    },
+                }
+            }
+            _ => self.strukt(depth),
+        }
+    }
+
+    fn strukt(&mut self, depth: usize) -> Type {
+        let mut fields: Vec<Field> = Vec::new();
+        let (mut end, mut align) = (0usize, 1usize);
+        for i in 0..self.next(5) {
+            let ty = self.ty(depth + 1);
+            let mut name = self.name();
+            if fields.iter().any(|f| *f.name == *name) {
+                name = format!("{name}{i}");
+            }
+            let gap = if self.next(4) == 0 { ty.align } else { 0 };
+            let offset = (end + gap).div_ceil(ty.align) * ty.align;
+            end = offset + ty.size;
+            align = align.max(ty.align);
+            fields.push(Field {
+                name: name.into(),
+                offset,
+                ty,
+            });
+        }
+        if self.next(5) == 0 {
+            align = (align * 2).min(64);
+        }
+        let size = (end + if self.next(4) == 0 { 1 } else { 0 }).div_ceil(align) * align;
+        Type {
+            kind: TypeKind::Struct {
+                name: self.name().into(),
+                fields,
+            },
+            size,
+            align,
+        }
+    }
+}
+
+#[test]
+fn generated_schemas_give_headers_that_compile_together() {
+    let dir = Scratch::new("random");
+    let mut gen = Schemas(0x5eed);
+    let mut main = String::new();
+    let mut count = 0;
+    // What the schemas must have exercised between them.
+    let marks = [
+        "_Alignas(",
+        "ms_pad_",
+        "u) /* ",
+        "zero-sized",
+        "ms_str_0",
+        "_2 ",
+        "int_",
+    ];
+    let mut seen = [false; 7];
+    while count < 40 {
+        let ty = gen.strukt(0);
+        if ty.size == 0 {
+            continue;
+        }
+        let manifest = encode_manifest(&ty);
+        Type::from_manifest(&manifest).unwrap_or_else(|e| panic!("{e:?}: {ty:?}"));
+        let prefix = format!("r{count}");
+        let header = header_from_manifest(
+            &manifest,
+            &Options {
+                prefix: Some(prefix.clone()),
+            },
+        )
+        .unwrap();
+        for (i, mark) in marks.iter().enumerate() {
+            seen[i] |= header.contains(mark);
+        }
+        std::fs::write(dir.path(&format!("{prefix}.h")), header).unwrap();
+        main.push_str(&format!("#include \"{prefix}.h\"\n"));
+        count += 1;
+    }
+    for (mark, seen) in marks.iter().zip(seen) {
+        assert!(seen, "no generated schema exercised `{mark}`");
+    }
+    main.push_str("int main(void) {\n    size_t n = 0;\n");
+    for i in 0..count {
+        main.push_str(&format!(
+            "    {{ static r{i} v; ms_error e; n += sizeof v + (r{i}_validate(&v, &e) == MS_OK); }}\n"
+        ));
+    }
+    main.push_str("    return n == 0;\n}\n");
+    std::fs::write(dir.path("all.c"), main).unwrap();
+    compile(
+        &dir.0,
+        &[
+            dir.path("all.c").to_str().unwrap(),
+            "-o",
+            dir.path("all").to_str().unwrap(),
+        ],
+    );
+    let out = Command::new(dir.path("all")).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
