@@ -3,6 +3,7 @@
 //! is the interface.
 
 pub mod check;
+pub mod codegen_c;
 pub mod exit;
 pub mod inspect;
 pub mod json;

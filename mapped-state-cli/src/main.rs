@@ -149,6 +149,9 @@ enum Command {
         #[command(flatten)]
         open: OpenArgs,
     },
+    /// Write code that reads a state file's schema from another language: `codegen c FILE`.
+    #[command(subcommand)]
+    Codegen(mapped_state_cli::codegen_c::Codegen),
 }
 
 /// Options for opening a state file.
@@ -249,6 +252,7 @@ fn run(cli: Cli) -> Result<(), Exit> {
             file_b,
             open,
         } => check::diff(&file_a, &file_b, &open.options()),
+        Command::Codegen(codegen) => codegen.run(),
     }
 }
 
