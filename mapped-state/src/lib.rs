@@ -44,6 +44,8 @@ pub mod ring;
 #[cfg(not(loom))]
 mod ring;
 
+#[cfg(all(feature = "async", not(loom)))]
+mod asynch;
 #[cfg(not(loom))]
 mod create;
 #[cfg(not(loom))]
@@ -54,6 +56,8 @@ pub mod dynamic;
 mod error;
 #[cfg(not(loom))]
 mod fixed_str;
+#[cfg(not(loom))]
+mod follow;
 #[cfg(not(loom))]
 pub mod format;
 #[cfg(not(loom))]
@@ -77,6 +81,8 @@ mod reader;
 #[cfg(not(loom))]
 pub mod schema;
 #[cfg(not(loom))]
+mod select;
+#[cfg(not(loom))]
 mod slots;
 #[cfg(not(loom))]
 mod state;
@@ -84,6 +90,8 @@ mod state;
 mod updates;
 #[cfg(not(loom))]
 mod view;
+#[cfg(all(feature = "async", not(loom)))]
+mod waker;
 #[cfg(not(loom))]
 mod words;
 #[cfg(not(loom))]
@@ -94,16 +102,44 @@ pub use crate::{
     create::CreateOptions,
     error::{Error, Insecurity, Result},
     fixed_str::{FixedStr, TooLong},
+    follow::{Event, Follow, FollowReader},
     notify::{WakePolicy, BURST_GAP},
     open::OpenOptions,
     raw_reader::RawReader,
     raw_writer::RawWriter,
     reader::Reader,
+    select::wait_any,
     state::{DecodeError, InPlace, MappedState, Plain},
     updates::{Update, Updates},
     view::{Fields, NoFields, ReadView, WriteView},
     writer::Writer,
 };
+
+#[cfg(all(feature = "async", not(loom)))]
+pub use crate::{
+    asynch::{AsyncUpdates, Changed, ASYNC_PATH_POLL},
+    select::{wait_any_async, WaitAny},
+};
+/// The stream trait the async waits implement (feature `async`), re-exported from
+/// `futures-core`; use it with `futures::StreamExt` or `tokio_stream::StreamExt`.
+#[cfg(all(feature = "async", not(loom)))]
+pub use futures_core::Stream;
+
+/// Hooks for the project's own tests (feature `test-hooks`). Not a public API.
+#[cfg(all(feature = "test-hooks", not(loom)))]
+#[doc(hidden)]
+pub mod test_hooks {
+    /// How many async waker threads run (0 or 1).
+    #[cfg(feature = "async")]
+    pub fn async_waker_threads() -> usize {
+        crate::waker::threads()
+    }
+
+    /// Makes waits on several words behave as where `futex_waitv` is missing.
+    pub fn force_no_waitv(yes: bool) {
+        crate::os::force_no_waitv(yes);
+    }
+}
 
 /// `#[derive(MappedState)]` (feature `derive`, on by default): the C layout it computes and
 /// checks at compile time, the accessors and setters it generates, and its attributes.
