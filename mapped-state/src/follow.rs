@@ -67,11 +67,7 @@ pub(crate) fn block(need: &Need, dir: Option<&DirWatch>) {
             if !crate::os::futex_wait_any(&list, left) {
                 // No `futex_waitv`: sleep on the first word for a short while, then re-check all.
                 let (m, seen) = &many[0];
-                crate::os::futex_wait(
-                    m.notify(),
-                    *seen,
-                    left.min(crate::os::FALLBACK_NAP),
-                );
+                crate::os::futex_wait(m.notify(), *seen, left.min(crate::os::FALLBACK_NAP));
             }
         }
     }
@@ -589,6 +585,14 @@ impl<R: FollowReader> Follow<R> {
                     self.live.probed(now);
                     let pid = self.pid;
                     return self.item(Ok(Event::WriterBack { pid }), now);
+                }
+                let pid = raw.writer_pid();
+                if pid != self.pid {
+                    // Another writer committed: the one known exited and a new one started
+                    // since the last probe (one load of the mapping, no system call).
+                    let old = std::mem::replace(&mut self.pid, pid);
+                    self.queue.push_back(Ok(Event::WriterBack { pid }));
+                    return self.item(Ok(Event::WriterGone { pid: old }), now);
                 }
                 let item = match reader.load_value() {
                     Ok((value, version)) => {

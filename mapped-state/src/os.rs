@@ -253,7 +253,8 @@ pub(crate) fn futex_wait_private(word: &AtomicU32, expected: u32, timeout: Durat
 #[cfg(any(target_os = "linux", target_os = "android"))]
 #[cfg_attr(not(feature = "async"), allow(dead_code))]
 pub(crate) fn futex_wake_private(word: &AtomicU32) {
-    let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::PRIVATE, i32::MAX as u32);
+    let _ =
+        rustix::thread::futex::wake(word, rustix::thread::futex::Flags::PRIVATE, i32::MAX as u32);
 }
 
 /// No futex here: the waker thread polls its word.
@@ -401,5 +402,44 @@ impl DirWatch {
             return;
         }
         std::thread::sleep(timeout.min(DIR_POLL));
+    }
+}
+
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn futex_waitv_returns_on_a_changed_word_and_times_out_otherwise() {
+        let a = AtomicU32::new(1);
+        let b = AtomicU32::new(2);
+        // `b` no longer holds 7: returns at once (EAGAIN), having really called futex_waitv.
+        assert!(futex_wait_any(
+            &[(&a, 1, true), (&b, 7, true)],
+            Duration::from_secs(60)
+        ));
+        let t = Instant::now();
+        assert!(futex_wait_any(
+            &[(&a, 1, true), (&b, 2, true)],
+            Duration::from_millis(20)
+        ));
+        assert!(
+            t.elapsed() >= Duration::from_millis(20),
+            "nothing changed: waits out the timeout"
+        );
+        // Woken by another thread's wake on either word.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(20));
+                b.store(3, std::sync::atomic::Ordering::Relaxed);
+                futex_wake_private(&b);
+            });
+            assert!(futex_wait_any(
+                &[(&a, 1, true), (&b, 2, true)],
+                Duration::from_secs(60)
+            ));
+        });
+        assert_eq!(b.load(std::sync::atomic::Ordering::Relaxed), 3);
     }
 }

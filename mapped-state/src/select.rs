@@ -51,7 +51,10 @@ impl Any {
     }
 
     fn gone(e: &Entry, superseded: bool) -> Error {
-        let pid = e.map.writer_pid().load(std::sync::atomic::Ordering::Relaxed);
+        let pid = e
+            .map
+            .writer_pid()
+            .load(std::sync::atomic::Ordering::Relaxed);
         Error::WriterGone {
             path: e.path.clone(),
             pid: u32::try_from(pid).ok().filter(|&p| p != 0),

@@ -209,7 +209,12 @@ impl Slot {
 
     /// Wakes `waker` once one of `words` (mapping, value its task saw) differs from what the
     /// task saw, or at `until`. Replaces what the slot was armed with.
-    pub(crate) fn arm(&self, words: &[(&Arc<Mapping>, u32)], until: Option<Instant>, waker: &Waker) {
+    pub(crate) fn arm(
+        &self,
+        words: &[(&Arc<Mapping>, u32)],
+        until: Option<Instant>,
+        waker: &Waker,
+    ) {
         let hub = hub();
         let mut st = hub.lock();
         if let Some(a) = st.armed.get(&self.id) {
