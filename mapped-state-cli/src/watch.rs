@@ -1,5 +1,6 @@
-//! `mapped-state watch`: sleeps on the file's futex and prints each new version with the fields
-//! that changed, the writer exiting or starting, and the file being replaced at its path.
+//! `mapped-state watch`: follows a state file by its path (`mapped_state::Follow`) and prints
+//! each new version with the fields that changed, the writer exiting or starting, and the file
+//! being replaced at its path; waits for a file that is not there yet.
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -7,17 +8,11 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use mapped_state::{OpenOptions, RawReader};
+use mapped_state::{Event, OpenOptions, RawReader};
 
 use crate::exit::{one_line, Exit, NEGATIVE};
-use crate::inspect::{
-    bounded, fields_table, json_state, open, read_payload, schema_line, writer_line,
-};
+use crate::inspect::{bounded, fields_table, json_state, schema_line, writer_line};
 use crate::render::{self, Capped};
-
-/// How often the watch wakes without a commit, to notice a writer exiting or the file being
-/// superseded (neither is a commit, so neither ends the futex wait).
-const SLICE: Duration = Duration::from_millis(100);
 
 /// What `watch` was asked to do.
 #[derive(Debug)]
@@ -29,28 +24,9 @@ pub struct Settings {
 
 /// The file being watched and what was last reported about it.
 struct Watched {
-    reader: RawReader,
     /// The last payload reported, validated: changes are found by comparing bytes.
     payload: Vec<u8>,
     version: u64,
-    alive: bool,
-    pid: Option<u32>,
-    superseded: bool,
-}
-
-impl Watched {
-    fn open(path: &Path, opts: &OpenOptions) -> Result<Self, Exit> {
-        let reader = open(path, opts)?;
-        let (payload, version) = read_payload(&reader)?;
-        Ok(Watched {
-            alive: reader.writer_alive(),
-            pid: reader.writer_pid(),
-            superseded: reader.superseded(),
-            reader,
-            payload,
-            version,
-        })
-    }
 }
 
 /// The line that opens a watch or follows a reopen: a JSON `event` with the whole value, or
@@ -60,96 +36,125 @@ fn banner(
     json: bool,
     event: &str,
     what: &str,
+    r: &RawReader,
     w: &Watched,
 ) -> Result<(), Exit> {
+    let (pid, alive) = (r.writer_pid(), r.writer_alive());
     if json {
-        json_full(out, event, w)?;
+        json_full(out, event, r, w, pid, alive)?;
     } else {
         writeln!(
             out,
             "{what}: {}, version {}, writer {}",
-            schema_line(&w.reader),
+            schema_line(r),
             w.version,
-            writer_line(w.pid, w.alive)
+            writer_line(pid, alive)
         )?;
     }
     Ok(())
 }
 
+/// Follows the file at `path` (`Follow`): waits for it to appear, prints each new version's
+/// changes, the writer exiting and starting, and the file being replaced, which it then
+/// follows. An error (a file that cannot be opened, a value that does not decode) ends it.
 pub fn run(path: &Path, opts: &OpenOptions, s: &Settings) -> Result<(), Exit> {
     let mut out = std::io::stdout().lock();
-    let mut w = Watched::open(path, opts)?;
     let shown = one_line(&path.display().to_string());
-    banner(&mut out, s.json, "start", &format!("watching {shown}"), &w)?;
-    out.flush()?;
-
     let start = Instant::now();
+    let mut follow = RawReader::follow(path).options(opts.clone());
+    if let Some(t) = s.timeout {
+        follow = follow.run_for(t);
+    }
+    let mut w: Option<Watched> = None;
     let mut seen = 0u64;
-    loop {
-        let wait = match s.timeout {
-            Some(t) => match t.checked_sub(start.elapsed()) {
-                Some(left) if !left.is_zero() => left.min(SLICE),
-                _ => break,
-            },
-            None => SLICE,
-        };
-        if w.reader.wait_for_version_change(w.version, wait) != w.version {
-            let (payload, version) = read_payload(&w.reader)?;
-            report_change(&mut out, s.json, &w, &payload, version)?;
-            w.payload = payload;
-            w.version = version;
-            seen += 1;
-            if s.count.is_some_and(|c| seen >= c) {
-                return Ok(());
+    while let Some(item) = follow.next() {
+        match item? {
+            Event::Missing => {
+                if s.json {
+                    out.write_all(b"{\"event\":\"waiting\",\"file\":")?;
+                    let mut f = String::new();
+                    render::json_str(&path.display().to_string(), &mut f).map_err(|_| {
+                        Exit::about(crate::exit::IO, path, "cannot render the path")
+                    })?;
+                    writeln!(out, "{f}}}")?;
+                } else {
+                    writeln!(out, "waiting for {shown} to appear")?;
+                }
             }
-        }
-        // Superseded first: a file being replaced is locked by the replacing process for a
-        // moment, which the liveness probe below would report as a writer starting.
-        let superseded = w.superseded || w.reader.superseded();
-        if !superseded {
-            let alive = w.reader.writer_alive();
-            let pid = if alive { current_pid(&w) } else { w.pid };
-            // A writer that exited and a new one that started within one wake show as a new pid.
-            let exited = w.alive && (!alive || pid != w.pid);
-            let started = alive && (!w.alive || pid != w.pid);
-            if exited {
-                writer_event(&mut out, s.json, "exited", w.pid)?;
-            }
-            if started {
-                writer_event(&mut out, s.json, "started", pid)?;
-            }
-            w.alive = alive;
-            w.pid = pid;
-        }
-        if !w.superseded && superseded {
-            w.superseded = true;
-            if s.json {
-                writeln!(out, "{{\"event\":\"superseded\"}}")?;
-            } else {
-                writeln!(
-                    out,
-                    "superseded: a newer file has replaced {shown}; following it"
+            Event::Opened(u) => {
+                let Some(r) = follow.reader() else { continue };
+                let now = Watched {
+                    payload: u.value,
+                    version: u.version,
+                };
+                banner(
+                    &mut out,
+                    s.json,
+                    "start",
+                    &format!("watching {shown}"),
+                    r,
+                    &now,
                 )?;
+                w = Some(now);
             }
-        }
-        if w.superseded {
-            // The flag is set once the new file stands at the path; reopen when the path names
-            // a file with another nonce (until then, keep watching the old one).
-            if let Some(new) = reopen(path, opts, &w)? {
-                w = new;
+            Event::Replaced(u) => {
+                let Some(r) = follow.reader() else { continue };
+                if s.json {
+                    writeln!(out, "{{\"event\":\"superseded\"}}")?;
+                } else {
+                    writeln!(
+                        out,
+                        "superseded: a newer file has replaced {shown}; following it"
+                    )?;
+                }
+                let now = Watched {
+                    payload: u.value,
+                    version: u.version,
+                };
                 banner(
                     &mut out,
                     s.json,
                     "reopened",
                     &format!("reopened {shown}"),
-                    &w,
+                    r,
+                    &now,
                 )?;
                 if !s.json {
-                    fields_table(&w.reader, &w.payload, &mut out)?;
+                    fields_table(r, &now.payload, &mut out)?;
+                }
+                w = Some(now);
+            }
+            Event::Update(u) => {
+                let (Some(r), Some(old)) = (follow.reader(), w.as_mut()) else {
+                    continue;
+                };
+                report_change(
+                    &mut out,
+                    s.json,
+                    r,
+                    old,
+                    &u.value,
+                    u.version,
+                    (follow.writer_pid(), follow.writer_alive()),
+                )?;
+                old.payload = u.value;
+                old.version = u.version;
+                seen += 1;
+                if s.count.is_some_and(|c| seen >= c) {
+                    out.flush()?;
+                    return Ok(());
                 }
             }
+            Event::WriterGone { pid } => writer_event(&mut out, s.json, "exited", pid)?,
+            Event::WriterBack { pid } => writer_event(&mut out, s.json, "started", pid)?,
+            // No quiet period is set; later kinds of events are not shown.
+            _ => {}
         }
         out.flush()?;
+    }
+    if w.is_none() {
+        // The deadline came before any file appeared: say why it could not be opened.
+        RawReader::open_with(path, opts)?;
     }
     match s.count {
         Some(c) if seen < c => Err(Exit::about(
@@ -162,23 +167,6 @@ pub fn run(path: &Path, opts: &OpenOptions, s: &Settings) -> Result<(), Exit> {
         )),
         _ => Ok(()),
     }
-}
-
-/// The pid of the writer holding the lock. A writer takes the lock and then records its pid, so
-/// right after a new writer appears the old pid may still be there: give it a few ms.
-fn current_pid(w: &Watched) -> Option<u32> {
-    let mut pid = w.reader.writer_pid();
-    if w.alive {
-        return pid;
-    }
-    for _ in 0..10 {
-        if pid != w.pid {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-        pid = w.reader.writer_pid();
-    }
-    pid
 }
 
 fn writer_event(
@@ -195,21 +183,6 @@ fn writer_event(
         writeln!(out, "{who} {what}")?;
     }
     Ok(())
-}
-
-/// The file now at `path`, if it is not the one being watched. A path briefly missing is
-/// retried on the next wake; a file that cannot be used ends the watch with its error.
-fn reopen(path: &Path, opts: &OpenOptions, w: &Watched) -> Result<Option<Watched>, Exit> {
-    match RawReader::open_with(path, opts) {
-        Ok(r) if r.header().nonce == w.reader.header().nonce => Ok(None),
-        Ok(_) => Watched::open(path, opts).map(Some),
-        Err(mapped_state::Error::Io { source, .. })
-            if source.kind() == std::io::ErrorKind::NotFound =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// One changed leaf: its path, and its old and new values as text or JSON.
@@ -275,18 +248,19 @@ fn changes(
 fn report_change(
     out: &mut impl Write,
     json: bool,
+    r: &RawReader,
     w: &Watched,
     new: &[u8],
     version: u64,
+    (pid, alive): (Option<u32>, bool),
 ) -> Result<(), Exit> {
-    let r = &w.reader;
     let budget = render::output_budget(r.header().file_len);
     let Some(changed) = changes(r.schema(), &w.payload, new, json, budget) else {
         return Err(crate::inspect::too_large(r, "list of changed fields"));
     };
     let not_seen = version.saturating_sub(w.version).saturating_sub(1);
     if json {
-        let state = json_state(r, version, w.pid, w.alive);
+        let state = json_state(r, version, pid, alive);
         bounded(r, "JSON rendering", out, |s| {
             write!(
                 s,
@@ -325,9 +299,15 @@ fn report_change(
 }
 
 /// A JSON event carrying the whole file state: `start` and `reopened`.
-fn json_full(out: &mut impl Write, event: &str, w: &Watched) -> Result<(), Exit> {
-    let r = &w.reader;
-    let state = json_state(r, w.version, w.pid, w.alive);
+fn json_full(
+    out: &mut impl Write,
+    event: &str,
+    r: &RawReader,
+    w: &Watched,
+    pid: Option<u32>,
+    alive: bool,
+) -> Result<(), Exit> {
+    let state = json_state(r, w.version, pid, alive);
     bounded(r, "JSON rendering", out, |s| {
         write!(s, "{{\"event\":\"{event}\",\"file\":")?;
         render::json_str(&r.path().display().to_string(), s)?;
