@@ -72,6 +72,7 @@ pub(crate) fn arm(slot: &mut Option<Slot>, need: &Need, cx: &Context<'_>) {
 /// # Ok::<(), mapped_state::Error>(())
 /// # };
 /// # // A minimal executor: the update is already there, so one poll completes it.
+/// # use std::future::Future;
 /// # let waker = std::task::Waker::noop();
 /// # let mut cx = std::task::Context::from_waker(&waker);
 /// # let mut fut = std::pin::pin!(fut);

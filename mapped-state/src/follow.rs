@@ -177,6 +177,9 @@ pub enum Event<V> {
     },
 }
 
+/// A step of a follow: its next item (`None` at the deadline), or what to wait for.
+pub(crate) type FollowStep<R> = Step<Option<Result<Event<<R as FollowReader>::Value>, Error>>>;
+
 /// How often a follow whose file was superseded retries opening the new one while the path
 /// does not hold it yet.
 const SUPERSEDED_RETRY: Duration = Duration::from_millis(10);
@@ -464,11 +467,7 @@ impl<R: FollowReader> Follow<R> {
         self.last
     }
 
-    fn item(
-        &mut self,
-        item: Result<Event<R::Value>, Error>,
-        now: Instant,
-    ) -> Step<Option<Result<Event<R::Value>, Error>>> {
+    fn item(&mut self, item: Result<Event<R::Value>, Error>, now: Instant) -> FollowStep<R> {
         self.last_item = now;
         Step::Ready(Some(item))
     }
@@ -514,7 +513,7 @@ impl<R: FollowReader> Follow<R> {
 
     /// A file at the path other than the one followed, if there is one, taken as the file
     /// followed (an error opening it is reported once).
-    fn other_file(&mut self, now: Instant) -> Option<Step<Option<Result<Event<R::Value>, Error>>>> {
+    fn other_file(&mut self, now: Instant) -> Option<FollowStep<R>> {
         let nonce = self.reader.as_ref()?.raw_reader().header().nonce;
         match R::open_for_follow(&self.path, &self.opts) {
             Ok(new) if new.raw_reader().header().nonce != nonce => {
@@ -557,7 +556,7 @@ impl<R: FollowReader> Follow<R> {
     }
 
     /// One step of the state machine: the next item, or what to wait for.
-    pub(crate) fn step(&mut self) -> Step<Option<Result<Event<R::Value>, Error>>> {
+    pub(crate) fn step(&mut self) -> FollowStep<R> {
         loop {
             if self.ended {
                 return Step::Ready(None);
@@ -668,7 +667,7 @@ impl<R: FollowReader> Follow<R> {
     }
 
     /// No file is open: look at the path, else wait for the directory to change.
-    fn step_missing(&mut self, now: Instant) -> Step<Option<Result<Event<R::Value>, Error>>> {
+    fn step_missing(&mut self, now: Instant) -> FollowStep<R> {
         if self.dir.is_none() {
             // Before looking: a file published after the look is reported by the watch.
             self.dir = Some(DirWatch::new(parent_of(&self.path)));

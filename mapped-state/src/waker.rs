@@ -270,6 +270,7 @@ impl Drop for Slot {
 }
 
 /// How many waker threads run (0 or 1): a test hook.
+#[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
 pub(crate) fn threads() -> usize {
     THREADS.load(Ordering::SeqCst)
 }
