@@ -433,8 +433,31 @@ fn waiting_on_three_files_wakes_on_whichever_commits() {
         }
         writers
     });
+    // The async wait where `futex_waitv` is missing: the waker thread sleeps on one word at a
+    // time, briefly, and still wakes the task for a commit to another file.
+    mapped_state::test_hooks::force_no_waitv(true);
+    let readers: Vec<_> = paths
+        .iter()
+        .map(|p| Reader::<u64>::open(p).expect("open"))
+        .collect();
+    let mut writers = rt.block_on(async move {
+        let mut writers = writers;
+        for k in [2usize, 1] {
+            let pairs: Vec<_> = readers.iter().map(|r| (r.raw(), r.version())).collect();
+            let wait = wait_any_async(&pairs, Some(PATIENCE));
+            let mut w = writers.remove(k);
+            let commit = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                w.publish(&(w.version() + 1));
+                w
+            });
+            assert_eq!(wait.await.expect("wait_any_async"), Some(k), "fallback");
+            writers.insert(k, commit.await.expect("commit"));
+        }
+        writers
+    });
+    mapped_state::test_hooks::force_no_waitv(false);
     // A file whose writer is gone ends the wait with WriterGone naming it.
-    let mut writers = writers;
     drop(writers.remove(1));
     let readers: Vec<_> = paths
         .iter()
@@ -488,4 +511,108 @@ fn quiet_periods_are_items_and_the_deadline_ends_the_follow() {
     );
     assert!(quiets >= 1, "quiet periods go on until the deadline");
     assert!(f.next().is_none(), "fused after the deadline");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The two lifecycle waits on their own, and an async follow across a writer restart.
+
+#[test]
+fn open_when_ready_and_wait_for_writer_wait_for_what_they_say() {
+    if child_role().is_some() {
+        return;
+    }
+    let dir = TempDir::new("stream-ready");
+    let path = dir.join("ready.state");
+    let opts = mapped_state::OpenOptions::new();
+    assert!(
+        Reader::<u64>::open_when_ready(&path, &opts, Some(Duration::from_millis(20)))
+            .expect("no error")
+            .is_none(),
+        "nothing appears: a timeout"
+    );
+    let p = path.clone();
+    let creator = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        drop(Writer::<u64>::create(&p, &3).expect("create"));
+    });
+    let r = Reader::<u64>::open_when_ready(&path, &opts, Some(PATIENCE))
+        .expect("no error")
+        .expect("the file appears");
+    creator.join().expect("creator");
+    assert_eq!(r.load().expect("load"), 3);
+    // The creator is gone: no writer until one opens the file.
+    assert!(!r
+        .wait_for_writer(Some(Duration::from_millis(20)))
+        .expect("no error"));
+    let p = path.clone();
+    let (tx, rx) = mpsc::channel::<()>();
+    let opener = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        let w = Writer::<u64>::open(&p).expect("open");
+        let _ = rx.recv_timeout(PATIENCE);
+        drop(w);
+    });
+    assert!(r.wait_for_writer(Some(PATIENCE)).expect("no error"));
+    tx.send(()).expect("send");
+    opener.join().expect("opener");
+    // A file of another type at the path is an error at once, not a wait.
+    match Reader::<[u8; 3]>::open_when_ready(&path, &opts, Some(PATIENCE)) {
+        Err(Error::SchemaMismatch { .. }) => {}
+        other => panic!("expected SchemaMismatch, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_async_follow_reports_a_writer_leaving_and_coming_back() {
+    if child_role().is_some() {
+        return;
+    }
+    let dir = TempDir::new("stream-async-follow");
+    let path = dir.join("af.state");
+    let w = Writer::<u64>::create(&path, &0).expect("create");
+    let rt = current_thread();
+    rt.block_on(async {
+        let mut f = Reader::<u64>::follow(&path)
+            .liveness_interval(Duration::from_millis(10))
+            .run_for(PATIENCE);
+        assert!(matches!(next(&mut f).await, Some(Ok(Event::Opened(_)))));
+        drop(w);
+        let me = Some(std::process::id());
+        assert_eq!(
+            next(&mut f).await.expect("item").expect("ok"),
+            Event::WriterGone { pid: me }
+        );
+        let mut w = Writer::<u64>::open(&path).expect("reopen");
+        w.publish(&1);
+        assert_eq!(
+            next(&mut f).await.expect("item").expect("ok"),
+            Event::WriterBack { pid: me }
+        );
+        match next(&mut f).await.expect("item").expect("ok") {
+            Event::Update(u) => assert_eq!((u.value, u.version, u.skipped), (1, 1, 0)),
+            e => panic!("expected the update, got {e:?}"),
+        }
+    });
+}
+
+/// The async waits can be moved into spawned tasks: `Send + 'static` with owned readers.
+#[test]
+fn async_waits_are_send_and_static() {
+    fn spawnable<T: Send + 'static>(_: &T) {}
+    if child_role().is_some() {
+        return;
+    }
+    let dir = TempDir::new("stream-send");
+    let path = dir.join("s.state");
+    let _w = Writer::<u64>::create(&path, &0).expect("create");
+    let r = Reader::<u64>::open(&path).expect("open");
+    spawnable(&wait_any_async(&[(r.raw(), 0)], None));
+    spawnable(&AsyncUpdates::new(Arc::new(
+        Reader::<u64>::open(&path).expect("open"),
+    )));
+    spawnable(&r.into_updates_async());
+    spawnable(&Reader::<u64>::follow(&path));
+    let mut u = AsyncUpdates::new(Arc::new(Reader::<u64>::open(&path).expect("open")));
+    fn sendable<T: Send>(_: &T) {}
+    sendable(&u.changed());
 }

@@ -614,8 +614,14 @@ impl<R: FollowReader> Follow<R> {
                 if let Some(step) = self.other_file(now) {
                     return step;
                 }
-                // The new file is not at the path yet (it is flagged only once it is).
-                let until = self.wait_until(now.checked_add(SUPERSEDED_RETRY));
+                // The new file is not at the path yet (it is flagged only once it is), or it
+                // cannot be opened (reported once): look again soon, or at the next probe.
+                let retry = if self.open_failed {
+                    self.interval
+                } else {
+                    SUPERSEDED_RETRY
+                };
+                let until = self.wait_until(now.checked_add(retry));
                 return Step::Wait(Need {
                     words: Vec::new(),
                     until,
