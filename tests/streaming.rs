@@ -35,6 +35,23 @@ async fn next<S: Stream + Unpin>(s: &mut S) -> Option<S::Item> {
     std::future::poll_fn(|cx| std::pin::Pin::new(&mut *s).poll_next(cx)).await
 }
 
+/// Runs `f` on a thread of its own and fails if it has not finished within `PATIENCE`: for
+/// tests whose failure would be a wait or a busy loop that never ends.
+fn bounded<F: FnOnce() + Send + 'static>(what: &str, f: F) {
+    let (tx, rx) = mpsc::channel();
+    let t = std::thread::spawn(move || {
+        f();
+        let _ = tx.send(());
+    });
+    match rx.recv_timeout(PATIENCE) {
+        Ok(()) => t.join().expect("test thread"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            std::panic::resume_unwind(t.join().expect_err("the thread panicked"))
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: not done within {PATIENCE:?}"),
+    }
+}
+
 fn current_thread() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -615,4 +632,100 @@ fn async_waits_are_send_and_static() {
     let mut u = AsyncUpdates::new(Arc::new(Reader::<u64>::open(&path).expect("open")));
     fn sendable<T: Send>(_: &T) {}
     sendable(&u.changed());
+}
+
+/// An invalid value is an error item, after which the follow goes on: it is counted as skipped,
+/// a file whose first value is invalid is reported with its first valid one, and a writer
+/// exiting right after an invalid commit is reported (no busy loop on the invalid version).
+#[test]
+fn a_follow_reports_invalid_values_and_goes_on_with_exact_accounting() {
+    if child_role().is_some() {
+        return;
+    }
+    bounded(
+        "a_follow_reports_invalid_values_and_goes_on_with_exact_accounting",
+        || {
+            use mapped_state::WriteView;
+            let dir = TempDir::new("stream-invalid");
+            let path = dir.join("b.state");
+            let mut w = Writer::<[bool; 8]>::create(&path, &[false; 8]).expect("create");
+            // Another writer implementation could store any byte: 2 is no `bool`.
+            w.raw_mut().write_bytes(3, &[2]);
+            let mut f = Reader::<[bool; 8]>::follow(&path)
+                .liveness_interval(Duration::from_millis(10))
+                .run_for(PATIENCE);
+            match f.next() {
+                Some(Err(Error::InvalidValue { source, .. })) => assert_eq!(source.field, "[3]"),
+                other => panic!("expected InvalidValue, got {other:?}"),
+            }
+            w.publish(&[true; 8]);
+            match f.next().expect("item").expect("ok") {
+                // The file is reported with its first valid value; versions 0 and 1 were not seen.
+                Event::Opened(u) => assert_eq!((u.value, u.version, u.skipped), ([true; 8], 2, 2)),
+                e => panic!("expected Opened, got {e:?}"),
+            }
+            w.raw_mut().write_bytes(5, &[7]);
+            assert!(matches!(f.next(), Some(Err(Error::InvalidValue { .. }))));
+            w.publish(&[false; 8]);
+            match f.next().expect("item").expect("ok") {
+                Event::Update(u) => assert_eq!((u.value, u.version, u.skipped), ([false; 8], 4, 1)),
+                e => panic!("expected Update, got {e:?}"),
+            }
+            w.raw_mut().write_bytes(0, &[9]);
+            assert!(matches!(f.next(), Some(Err(Error::InvalidValue { .. }))));
+            drop(w);
+            assert_eq!(
+                f.next().expect("item").expect("ok"),
+                Event::WriterGone {
+                    pid: Some(std::process::id())
+                }
+            );
+        },
+    );
+}
+
+/// `AsyncUpdates`: an invalid value once, counted as skipped, and a writer exiting after an
+/// invalid commit ends the stream with `WriterGone`.
+#[test]
+fn async_updates_report_an_invalid_value_once_and_end_when_the_writer_goes() {
+    if child_role().is_some() {
+        return;
+    }
+    bounded(
+        "async_updates_report_an_invalid_value_once_and_end_when_the_writer_goes",
+        || {
+            use mapped_state::WriteView;
+            let dir = TempDir::new("stream-async-invalid");
+            let path = dir.join("b.state");
+            let mut w = Writer::<[bool; 8]>::create(&path, &[false; 8]).expect("create");
+            let mut r = Reader::<[bool; 8]>::open(&path).expect("open");
+            r.set_liveness_interval(Duration::from_millis(10));
+            let rt = current_thread();
+            rt.block_on(async {
+                let mut s = r.into_updates_async();
+                w.raw_mut().write_bytes(3, &[2]);
+                assert!(matches!(s.changed().await, Err(Error::InvalidValue { .. })));
+                w.publish(&[true; 8]);
+                let u = s.changed().await.expect("the valid commit");
+                assert_eq!((u.value, u.version, u.skipped), ([true; 8], 2, 1));
+                w.raw_mut().write_bytes(3, &[2]);
+                assert!(matches!(
+                    next(&mut s).await,
+                    Some(Err(Error::InvalidValue { .. }))
+                ));
+                drop(w);
+                assert!(matches!(
+                    next(&mut s).await,
+                    Some(Err(Error::WriterGone {
+                        superseded: false,
+                        ..
+                    }))
+                ));
+                assert!(
+                    next(&mut s).await.is_none(),
+                    "the stream ends after WriterGone"
+                );
+            });
+        },
+    );
 }

@@ -195,7 +195,7 @@ impl<T: Fields, R: Borrow<Reader<T>>> AsyncUpdates<T, R> {
             let every = raw.liveness_interval();
             if self.live.due(now, every) {
                 let alive = raw.writer_alive();
-                if !alive && raw.version() > self.last {
+                if !alive && raw.version() > self.last.max(self.invalid) {
                     // A last commit before the writer died is delivered first.
                     continue;
                 }

@@ -237,6 +237,9 @@ pub struct Follow<R: FollowReader> {
     last: u64,
     /// A version whose value failed to decode: the next update is a newer one.
     invalid: Option<u64>,
+    /// The file was opened but its value could not be read: the next value read reports it
+    /// (as `Replaced` if this is true, else `Opened`).
+    unreported: Option<bool>,
     alive: bool,
     pid: Option<u32>,
     live: Liveness,
@@ -392,6 +395,7 @@ impl<R: FollowReader> Follow<R> {
             reader: None,
             last: 0,
             invalid: None,
+            unreported: None,
             alive: false,
             pid: None,
             live: Liveness::new(),
@@ -483,26 +487,53 @@ impl<R: FollowReader> Follow<R> {
         self.missing_told = false;
         self.dir = None;
         let replaced = std::mem::replace(&mut self.had_file, true);
-        let loaded = new.load_value();
-        let v = new.raw_reader().version();
+        self.last = 0;
+        self.unreported = Some(replaced);
         self.reader = Some(new);
-        match loaded {
+        self.load()
+    }
+
+    /// The lowest version worth reading: the one after the last delivered, after any that
+    /// failed to decode; any version (the current) while the file is unreported.
+    fn wanted(&self) -> u64 {
+        let base = if self.unreported.is_some() {
+            0
+        } else {
+            self.last.saturating_add(1)
+        };
+        self.invalid.map_or(base, |i| base.max(i.saturating_add(1)))
+    }
+
+    /// Reads the newest value: the item reporting the file if it was not yet, else an update.
+    fn load(&mut self) -> Result<Event<R::Value>, Error> {
+        let Some(reader) = &self.reader else {
+            // Not reached: `install` and `step` load only with a file open.
+            return Ok(Event::Missing);
+        };
+        let v = reader.raw_reader().version();
+        match reader.load_value() {
             Ok((value, version)) => {
-                self.last = version;
-                let u = Update {
-                    value,
-                    version,
-                    skipped: version,
+                self.invalid = None;
+                let opened = self.unreported.take();
+                let u = match opened {
+                    // Versions `0..version` were not seen.
+                    Some(_) => Update {
+                        value,
+                        version,
+                        skipped: version,
+                    },
+                    None => Update::after(value, version, self.last),
                 };
-                Ok(if replaced {
-                    Event::Replaced(u)
-                } else {
-                    Event::Opened(u)
+                self.last = version;
+                Ok(match opened {
+                    Some(true) => Event::Replaced(u),
+                    Some(false) => Event::Opened(u),
+                    None => Event::Update(u),
                 })
             }
             Err(e) => {
-                // Its versions up to here are lost to this follow; wait for a newer one.
-                self.last = v;
+                // An invalid value stays invalid until the next commit: wait for one (and
+                // count it as skipped then). A contended read is retried at once.
                 if matches!(e, Error::InvalidValue { .. }) {
                     self.invalid = Some(v);
                 }
@@ -576,7 +607,7 @@ impl<R: FollowReader> Follow<R> {
             let map = Arc::clone(raw.mapping());
             let seen = notify_acquire(&map);
             let v = raw.version();
-            if v > self.last && self.invalid.is_none_or(|i| v > i) {
+            if v >= self.wanted() {
                 if !self.alive {
                     // A commit while no writer was known: a writer holds the file again.
                     self.alive = true;
@@ -593,21 +624,7 @@ impl<R: FollowReader> Follow<R> {
                     self.queue.push_back(Ok(Event::WriterBack { pid }));
                     return self.item(Ok(Event::WriterGone { pid: old }), now);
                 }
-                let item = match reader.load_value() {
-                    Ok((value, version)) => {
-                        let u = Update::after(value, version, self.last);
-                        self.last = version;
-                        self.invalid = None;
-                        Ok(Event::Update(u))
-                    }
-                    Err(e) => {
-                        // An invalid value stays invalid until the next commit: wait for one.
-                        if matches!(e, Error::InvalidValue { .. }) {
-                            self.invalid = Some(v);
-                        }
-                        Err(e)
-                    }
-                };
+                let item = self.load();
                 return self.item(item, now);
             }
             if raw.superseded() {
@@ -631,7 +648,7 @@ impl<R: FollowReader> Follow<R> {
             if self.live.due(now, self.interval) {
                 let alive = raw.writer_alive();
                 let pid = raw.writer_pid();
-                if self.alive && (!alive || pid != self.pid) && raw.version() > self.last {
+                if self.alive && (!alive || pid != self.pid) && raw.version() >= self.wanted() {
                     // The writer's last commits come before its exit.
                     continue;
                 }

@@ -260,12 +260,10 @@ impl Drop for Slot {
         let mut st = hub.lock();
         st.armed.remove(&self.id);
         st.slots -= 1;
-        let last = st.slots == 0;
         drop(st);
-        if last {
-            // The thread sees no slot left and exits.
-            hub.poke();
-        }
+        // The thread re-reads the list: it lets go of mappings this slot's task no longer
+        // needs, and exits if no slot is left.
+        hub.poke();
     }
 }
 
