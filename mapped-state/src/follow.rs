@@ -185,7 +185,7 @@ pub(crate) type FollowStep<R> = Step<Option<Result<Event<<R as FollowReader>::Va
 const SUPERSEDED_RETRY: Duration = Duration::from_millis(10);
 
 /// A follower of the state file at a path: a blocking iterator (and, with feature `async`, a
-/// [`Stream`](futures_core::Stream)) of [`Event`]s that never ends on its own.
+/// `Stream`) of [`Event`]s that never ends on its own.
 ///
 /// It waits for the file to appear (inotify on the directory), reports its current value
 /// ([`Event::Opened`]) and every new version ([`Event::Update`], with the exact accounting of

@@ -29,6 +29,17 @@
 //! # Ok::<(), mapped_state::Error>(())
 //! ```
 //!
+//! Beyond reading the current value:
+//!
+//! - [`Reader::updates`] blocks until each new version, with exact accounting of the versions
+//!   skipped; [`Reader::follow`] ([`Follow`]) follows a path through the file's whole life
+//!   (waiting for it to appear, writers exiting and coming back, the file being replaced), with
+//!   quiet periods reported as items and a separate total deadline; [`wait_any`] waits on
+//!   several files at once.
+//! - With feature `tokio` (alias `async`, runtime-agnostic): `AsyncUpdates` (`changed().await`
+//!   and a `Stream`), `Follow` as a `Stream`, and `wait_any_async`, served by one waker thread
+//!   per process that never runs while nothing waits.
+//!
 //! The file format and the read/write protocols are specified in `docs/FORMAT.md`.
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]

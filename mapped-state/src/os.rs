@@ -442,4 +442,44 @@ mod tests {
         });
         assert_eq!(b.load(std::sync::atomic::Ordering::Relaxed), 3);
     }
+
+    #[test]
+    fn a_dir_watch_wakes_when_a_file_is_linked_or_renamed_into_its_directory() {
+        let dir = std::env::temp_dir().join(format!("ms-dirwatch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let watch = DirWatch::new(&dir);
+        assert!(watch.is_watching(), "inotify watches the directory");
+        let t = Instant::now();
+        watch.wait(Duration::from_millis(20));
+        assert!(
+            t.elapsed() >= Duration::from_millis(20),
+            "nothing happened: a timeout"
+        );
+        // What `Writer::create` does: an unnamed file linked in, and a rename over a name.
+        let file = create_unnamed(&dir, 0o600)
+            .unwrap()
+            .expect("O_TMPFILE on the temp dir");
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(20));
+                link_unnamed(&file, &dir.join("a")).unwrap();
+            });
+            // Woken by the link (not by anything before it: the name is there), long before
+            // the minute.
+            watch.wait(Duration::from_secs(60));
+            assert!(dir.join("a").exists(), "woken before the link");
+        });
+        std::fs::write(dir.join("tmp"), b"x").unwrap();
+        watch.wait(Duration::from_secs(60)); // the write's own events, drained
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(20));
+                std::fs::rename(dir.join("tmp"), dir.join("b")).unwrap();
+            });
+            watch.wait(Duration::from_secs(60));
+            assert!(dir.join("b").exists(), "woken before the rename");
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
