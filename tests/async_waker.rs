@@ -108,6 +108,46 @@ fn cancelled_waits_leak_nothing_and_the_waker_thread_stops_with_the_last_waiter(
     }
     drop(again);
     await_threads(0, "after a pending wait was dropped");
+
+    // A waker whose drop drops another waiter (as an executor may, dropping a task with its
+    // last waker): re-arming with another waker drops the old one, never under the waker's
+    // lock (which the other waiter's drop takes). Bounded: a deadlock fails the test.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let r = std::sync::Arc::clone(&reader);
+    std::thread::spawn(move || {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut b = AsyncUpdates::new(std::sync::Arc::clone(&r));
+        assert!(pin!(b.changed()).as_mut().poll(&mut cx).is_pending());
+        let dropper = Waker::from(std::sync::Arc::new(DropsOnDrop(std::sync::Mutex::new(
+            Some(b),
+        ))));
+        let mut a = AsyncUpdates::new(std::sync::Arc::clone(&r));
+        let mut fut = pin!(a.changed());
+        assert!(fut
+            .as_mut()
+            .poll(&mut Context::from_waker(&dropper))
+            .is_pending());
+        drop(dropper); // the waker thread's registry holds the last reference
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(PATIENCE)
+        .expect("re-arming with another waker dropped the old one without deadlocking");
+    await_threads(0, "after the re-armed waiters were dropped");
+}
+
+/// A waker that owns a waiter, dropped with the waker's last reference.
+struct DropsOnDrop(std::sync::Mutex<Option<AsyncUpdates<u64>>>);
+
+impl std::task::Wake for DropsOnDrop {
+    fn wake(self: std::sync::Arc<Self>) {}
+}
+
+impl Drop for DropsOnDrop {
+    fn drop(&mut self) {
+        let inner = self.0.lock().map(|mut g| g.take());
+        drop(inner);
+    }
 }
 
 /// The next item of a stream, without a `StreamExt`.

@@ -121,7 +121,9 @@ impl Hub {
         // The default timer slack (50 µs) would make every timed wake-up that much late.
         #[cfg(any(target_os = "linux", target_os = "android"))]
         let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(1_000));
-        let mut fire: Vec<Waker> = Vec::new();
+        // Taken out under the lock, woken and dropped after it: a waker's `wake` or drop may
+        // run executor code, which may drop a slot (and so take the lock).
+        let mut fire: Vec<Armed> = Vec::new();
         // The mappings slept on, kept mapped until the sleep ends, and the values expected.
         let mut keep: Vec<Arc<Mapping>> = Vec::new();
         let mut vals: Vec<u32> = Vec::new();
@@ -140,15 +142,18 @@ impl Hub {
                     return;
                 }
                 let now = Instant::now();
-                st.armed.retain(|_, a| {
-                    let changed = a
-                        .words
-                        .iter()
-                        .any(|(m, seen)| m.notify().load(Ordering::Relaxed) != *seen);
-                    if changed || a.until.is_some_and(|u| u <= now) {
-                        fire.push(a.waker.clone());
-                        return false;
-                    }
+                fire.extend(
+                    st.armed
+                        .extract_if(|_, a| {
+                            let changed = a
+                                .words
+                                .iter()
+                                .any(|(m, seen)| m.notify().load(Ordering::Relaxed) != *seen);
+                            changed || a.until.is_some_and(|u| u <= now)
+                        })
+                        .map(|(_, a)| a),
+                );
+                for a in st.armed.values() {
                     if let Some(u) = a.until {
                         next = Some(next.map_or(u, |n| n.min(u)));
                     }
@@ -159,11 +164,10 @@ impl Hub {
                             vals.push(*seen);
                         }
                     }
-                    true
-                });
+                }
             }
-            for w in fire.drain(..) {
-                w.wake();
+            for a in fire.drain(..) {
+                a.waker.wake();
             }
             let mut nap = next.map_or(IDLE_NAP, |n| n.saturating_duration_since(Instant::now()));
             let room = crate::os::WAITV_MAX - 1;
@@ -236,7 +240,7 @@ impl Slot {
             waker.wake_by_ref();
             return;
         }
-        st.armed.insert(
+        let old = st.armed.insert(
             self.id,
             Armed {
                 words: words.iter().map(|&(m, s)| (Arc::clone(m), s)).collect(),
@@ -245,12 +249,16 @@ impl Slot {
             },
         );
         drop(st);
+        // Dropped without the lock (see `run`).
+        drop(old);
         hub.poke();
     }
 
     /// Stops waking the task (it found what it waited for, or stopped waiting).
     pub(crate) fn disarm(&self) {
-        let _ = hub().lock().armed.remove(&self.id);
+        let old = hub().lock().armed.remove(&self.id);
+        // Dropped without the lock (see `run`).
+        drop(old);
     }
 }
 
@@ -258,9 +266,10 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let hub = hub();
         let mut st = hub.lock();
-        st.armed.remove(&self.id);
+        let old = st.armed.remove(&self.id);
         st.slots -= 1;
         drop(st);
+        drop(old);
         // The thread re-reads the list: it lets go of mappings this slot's task no longer
         // needs, and exits if no slot is left.
         hub.poke();
