@@ -487,7 +487,9 @@ impl<R: FollowReader> Follow<R> {
         self.missing_told = false;
         self.dir = None;
         let replaced = std::mem::replace(&mut self.had_file, true);
-        self.last = 0;
+        // While unreported, `last` is only the version seen (a commit after it is a writer's
+        // sign of life); the item that reports the file counts every version before it.
+        self.last = raw.version();
         self.unreported = Some(replaced);
         self.reader = Some(new);
         self.load()
@@ -608,7 +610,7 @@ impl<R: FollowReader> Follow<R> {
             let seen = notify_acquire(&map);
             let v = raw.version();
             if v >= self.wanted() {
-                if !self.alive {
+                if !self.alive && v > self.last {
                     // A commit while no writer was known: a writer holds the file again.
                     self.alive = true;
                     self.pid = raw.writer_pid();
