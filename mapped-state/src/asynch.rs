@@ -53,8 +53,14 @@ pub(crate) fn arm(slot: &mut Option<Slot>, need: &Need, cx: &Context<'_>) {
 /// and `Send`, so it can be moved into a spawned task.
 ///
 /// The stream ends (`None`) after yielding [`Error::WriterGone`] (found within the reader's
-/// liveness interval); [`changed`](Self::changed) returns that error again on every call.
-/// To carry on across writer restarts and replacements, use [`Follow`] as a stream.
+/// liveness interval; also for a file that has no writer yet: wait for one with
+/// [`Reader::wait_for_writer`] first); [`changed`](Self::changed) returns that error again on
+/// every call. To carry on across writer restarts and replacements, use [`Follow`] as a stream.
+///
+/// For a bound on one wait, wrap `changed()` in your runtime's timeout
+/// (`tokio::time::timeout`): it is cancellation-safe, so a wait that times out loses nothing,
+/// and the next `changed()` goes on from the same version. For quiet periods reported as
+/// items and a total deadline, use [`Follow`] with `quiet` and `deadline`.
 ///
 /// ```
 /// # use mapped_state::{AsyncUpdates, Reader, Writer};
