@@ -793,6 +793,49 @@ fn watch_reports_writer_exit_and_follows_a_replacement() {
     assert!(table.contains("\"replacement\""), "{table}");
 }
 
+#[test]
+fn watch_json_reports_writer_restarts_and_a_replacement() {
+    let dir = Scratch::new("watch-json-replace");
+    let path = dir.path("engine.state");
+    let first_writer = ChildWriter::start(&path);
+    let first_pid = first_writer.pid();
+    let mut watch = Watch::spawn(&path, &["--json", "--timeout", "20"]);
+    let json = |l: String| -> serde_json::Value { serde_json::from_str(&l).unwrap() };
+    let start = json(watch.line().unwrap());
+    assert_eq!(start["event"], "start");
+    first_writer.exit();
+    let exited = json(watch.line().unwrap());
+    assert_eq!(
+        exited,
+        serde_json::json!({"event": "writer_exited", "pid": first_pid})
+    );
+    let second_writer = ChildWriter::start(&path);
+    let second_pid = second_writer.pid();
+    let started = json(watch.line().unwrap());
+    assert_eq!(
+        started,
+        serde_json::json!({"event": "writer_started", "pid": second_pid})
+    );
+    second_writer.exit();
+    let exited = json(watch.line().unwrap());
+    assert_eq!(
+        exited,
+        serde_json::json!({"event": "writer_exited", "pid": second_pid})
+    );
+
+    let mut next = sample();
+    next.label = FixedStr::new("replacement").unwrap();
+    let _w = Writer::<Telemetry>::create_with(&path, &next, &CreateOptions::new().replace(true))
+        .unwrap();
+    assert_eq!(
+        json(watch.line().unwrap()),
+        serde_json::json!({"event": "superseded"})
+    );
+    let reopened = json(watch.line().unwrap());
+    assert_eq!(reopened["event"], "reopened");
+    assert_eq!(reopened["value"]["label"], "replacement");
+}
+
 /// A point of a track: arrays of structs are shown element by element.
 #[derive(MappedState, Clone, Copy, Debug, PartialEq)]
 struct Point {
