@@ -765,3 +765,35 @@ fn async_updates_report_an_invalid_value_once_and_end_when_the_writer_goes() {
         },
     );
 }
+
+/// A file created where the followed one was removed (while it had no writer) is followed as a
+/// replacement, though nobody flagged the old one superseded.
+#[test]
+fn a_file_created_where_the_followed_one_was_removed_is_a_replacement() {
+    if child_role().is_some() {
+        return;
+    }
+    bounded("removed and created again", || {
+        let dir = TempDir::new("stream-recreate");
+        let path = dir.join("r.state");
+        let w = Writer::<u64>::create(&path, &1).expect("create");
+        let mut f = Reader::<u64>::follow(&path)
+            .liveness_interval(Duration::from_millis(10))
+            .run_for(PATIENCE);
+        assert!(matches!(f.next(), Some(Ok(Event::Opened(_)))));
+        drop(w);
+        assert!(matches!(f.next(), Some(Ok(Event::WriterGone { .. }))));
+        std::fs::remove_file(&path).expect("remove");
+        let mut w = Writer::<u64>::create(&path, &2).expect("create again");
+        match f.next().expect("item").expect("ok") {
+            Event::Replaced(u) => assert_eq!((u.value, u.version, u.skipped), (2, 0, 0)),
+            e => panic!("expected Replaced, got {e:?}"),
+        }
+        assert!(f.writer_alive(), "the new file's writer");
+        w.publish(&3);
+        match f.next().expect("item").expect("ok") {
+            Event::Update(u) => assert_eq!((u.value, u.version), (3, 1)),
+            e => panic!("expected Update, got {e:?}"),
+        }
+    });
+}
