@@ -85,6 +85,10 @@ pub struct Inspect<'a> {
 #[derive(Debug, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event<'a> {
+    /// Nothing is at the path yet: the watch waits for a file to appear there.
+    Waiting {
+        file: String,
+    },
     /// The watch is armed: the whole state.
     Start(Full<'a>),
     /// A new version, the fields that changed and the whole new value.

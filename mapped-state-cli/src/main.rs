@@ -63,8 +63,10 @@ enum Command {
     ///
     /// Sleeps on the file's futex between commits, so it uses no CPU while nothing changes.
     /// Also reports when the writer process exits or starts, and follows the path when the file
-    /// is replaced by a newer one (`CreateOptions::replace`). The first line (text) or object
-    /// (`"event":"start"`) is printed once the watch is armed: a change after it is never missed.
+    /// is replaced by a newer one (`CreateOptions::replace`). A file that is not there yet is
+    /// waited for (`waiting for FILE to appear`, `"event":"waiting"`; exit code 3 if --timeout
+    /// passes first). The first line (text) or object (`"event":"start"`) about the file is
+    /// printed once the watch is armed: a change after it is never missed.
     /// Commits made in quick succession may be reported together, with the number not seen.
     #[command(after_help = format!("{JSON_NUMBERS}\n\n{EXIT_CODES}"))]
     Watch {

@@ -1,5 +1,6 @@
-//! `mapped-state watch`: sleeps on the file's futex and prints each new version with the fields
-//! that changed, the writer exiting or starting, and the file being replaced at its path.
+//! `mapped-state watch`: follows a state file by its path (`mapped_state::Follow`) and prints
+//! each new version with the fields that changed, the writer exiting or starting, and the file
+//! being replaced at its path; waits for a file that is not there yet.
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -7,16 +8,12 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use mapped_state::{OpenOptions, RawReader};
+use mapped_state::{Event as Followed, OpenOptions, RawReader};
 
 use crate::exit::{one_line, Exit, NEGATIVE};
-use crate::inspect::{fields_table, open, read_payload, schema_line, writer_line};
+use crate::inspect::{fields_table, schema_line, writer_line};
 use crate::json::{self, Event};
 use crate::render::{self, Capped};
-
-/// How often the watch wakes without a commit, to notice a writer exiting or the file being
-/// superseded (neither is a commit, so neither ends the futex wait).
-const SLICE: Duration = Duration::from_millis(100);
 
 /// What `watch` was asked to do.
 #[derive(Debug)]
@@ -28,28 +25,9 @@ pub struct Settings {
 
 /// The file being watched and what was last reported about it.
 struct Watched {
-    reader: RawReader,
     /// The last payload reported, validated: changes are found by comparing bytes.
     payload: Vec<u8>,
     version: u64,
-    alive: bool,
-    pid: Option<u32>,
-    superseded: bool,
-}
-
-impl Watched {
-    fn open(path: &Path, opts: &OpenOptions) -> Result<Self, Exit> {
-        let reader = open(path, opts)?;
-        let (payload, version) = read_payload(&reader)?;
-        Ok(Watched {
-            alive: reader.writer_alive(),
-            pid: reader.writer_pid(),
-            superseded: reader.superseded(),
-            reader,
-            payload,
-            version,
-        })
-    }
 }
 
 /// The line that opens a watch or follows a reopen: a JSON `event` with the whole value, or
@@ -59,96 +37,124 @@ fn banner(
     json: bool,
     event: &str,
     what: &str,
+    r: &RawReader,
     w: &Watched,
 ) -> Result<(), Exit> {
+    let (pid, alive) = (r.writer_pid(), r.writer_alive());
     if json {
-        json_full(out, event, w)?;
+        json_full(out, event, r, w, pid, alive)?;
     } else {
         writeln!(
             out,
             "{what}: {}, version {}, writer {}",
-            schema_line(&w.reader),
+            schema_line(r),
             w.version,
-            writer_line(w.pid, w.alive)
+            writer_line(pid, alive)
         )?;
     }
     Ok(())
 }
 
+/// Follows the file at `path` (`Follow`): waits for it to appear, prints each new version's
+/// changes, the writer exiting and starting, and the file being replaced, which it then
+/// follows. An error (a file that cannot be opened, a value that does not decode) ends it.
 pub fn run(path: &Path, opts: &OpenOptions, s: &Settings) -> Result<(), Exit> {
     let mut out = std::io::stdout().lock();
-    let mut w = Watched::open(path, opts)?;
     let shown = one_line(&path.display().to_string());
-    banner(&mut out, s.json, "start", &format!("watching {shown}"), &w)?;
-    out.flush()?;
-
     let start = Instant::now();
+    let mut follow = RawReader::follow(path).options(opts.clone());
+    if let Some(t) = s.timeout {
+        follow = follow.run_for(t);
+    }
+    let mut w: Option<Watched> = None;
     let mut seen = 0u64;
-    loop {
-        let wait = match s.timeout {
-            Some(t) => match t.checked_sub(start.elapsed()) {
-                Some(left) if !left.is_zero() => left.min(SLICE),
-                _ => break,
-            },
-            None => SLICE,
-        };
-        if w.reader.wait_for_version_change(w.version, wait) != w.version {
-            let (payload, version) = read_payload(&w.reader)?;
-            report_change(&mut out, s.json, &w, &payload, version)?;
-            w.payload = payload;
-            w.version = version;
-            seen += 1;
-            if s.count.is_some_and(|c| seen >= c) {
-                return Ok(());
+    while let Some(item) = follow.next() {
+        match item? {
+            Followed::Missing => {
+                if s.json {
+                    let event = Event::Waiting {
+                        file: path.display().to_string(),
+                    };
+                    serde_json::to_writer(&mut out, &event).map_err(std::io::Error::from)?;
+                    out.write_all(b"\n")?;
+                } else {
+                    writeln!(out, "waiting for {shown} to appear")?;
+                }
             }
-        }
-        // Superseded first: a file being replaced is locked by the replacing process for a
-        // moment, which the liveness probe below would report as a writer starting.
-        let superseded = w.superseded || w.reader.superseded();
-        if !superseded {
-            let alive = w.reader.writer_alive();
-            let pid = if alive { current_pid(&w) } else { w.pid };
-            // A writer that exited and a new one that started within one wake show as a new pid.
-            let exited = w.alive && (!alive || pid != w.pid);
-            let started = alive && (!w.alive || pid != w.pid);
-            if exited {
-                writer_event(&mut out, s.json, &w.reader, "exited", w.pid)?;
-            }
-            if started {
-                writer_event(&mut out, s.json, &w.reader, "started", pid)?;
-            }
-            w.alive = alive;
-            w.pid = pid;
-        }
-        if !w.superseded && superseded {
-            w.superseded = true;
-            if s.json {
-                json::line(&w.reader, &mut out, &Event::Superseded)?;
-            } else {
-                writeln!(
-                    out,
-                    "superseded: a newer file has replaced {shown}; following it"
+            Followed::Opened(u) => {
+                let Some(r) = follow.reader() else { continue };
+                let now = Watched {
+                    payload: u.value,
+                    version: u.version,
+                };
+                banner(
+                    &mut out,
+                    s.json,
+                    "start",
+                    &format!("watching {shown}"),
+                    r,
+                    &now,
                 )?;
+                w = Some(now);
             }
-        }
-        if w.superseded {
-            // The flag is set once the new file stands at the path; reopen when the path names
-            // a file with another nonce (until then, keep watching the old one).
-            if let Some(new) = reopen(path, opts, &w)? {
-                w = new;
+            Followed::Replaced(u) => {
+                let Some(r) = follow.reader() else { continue };
+                if s.json {
+                    json::line(r, &mut out, &Event::Superseded)?;
+                } else {
+                    writeln!(
+                        out,
+                        "superseded: a newer file has replaced {shown}; following it"
+                    )?;
+                }
+                let now = Watched {
+                    payload: u.value,
+                    version: u.version,
+                };
                 banner(
                     &mut out,
                     s.json,
                     "reopened",
                     &format!("reopened {shown}"),
-                    &w,
+                    r,
+                    &now,
                 )?;
                 if !s.json {
-                    fields_table(&w.reader, &w.payload, &mut out)?;
+                    fields_table(r, &now.payload, &mut out)?;
+                }
+                w = Some(now);
+            }
+            Followed::Update(u) => {
+                let (Some(r), Some(old)) = (follow.reader(), w.as_mut()) else {
+                    continue;
+                };
+                report_change(
+                    &mut out,
+                    s.json,
+                    r,
+                    old,
+                    &u.value,
+                    u.version,
+                    (follow.writer_pid(), follow.writer_alive()),
+                )?;
+                old.payload = u.value;
+                old.version = u.version;
+                seen += 1;
+                if s.count.is_some_and(|c| seen >= c) {
+                    out.flush()?;
+                    return Ok(());
                 }
             }
+            Followed::WriterGone { pid } => writer_event(&mut out, s.json, "exited", pid)?,
+            Followed::WriterBack { pid } => writer_event(&mut out, s.json, "started", pid)?,
+            // No quiet period is set; later kinds of events are not shown.
+            _ => {}
         }
         out.flush()?;
+    }
+    if w.is_none() {
+        // The deadline came before any file appeared: say why it could not be opened.
+        RawReader::open_with(path, opts)?;
     }
     match s.count {
         Some(c) if seen < c => Err(Exit::about(
@@ -163,27 +169,9 @@ pub fn run(path: &Path, opts: &OpenOptions, s: &Settings) -> Result<(), Exit> {
     }
 }
 
-/// The pid of the writer holding the lock. A writer takes the lock and then records its pid, so
-/// right after a new writer appears the old pid may still be there: give it a few ms.
-fn current_pid(w: &Watched) -> Option<u32> {
-    let mut pid = w.reader.writer_pid();
-    if w.alive {
-        return pid;
-    }
-    for _ in 0..10 {
-        if pid != w.pid {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-        pid = w.reader.writer_pid();
-    }
-    pid
-}
-
 fn writer_event(
     out: &mut impl Write,
     json: bool,
-    r: &RawReader,
     what: &str,
     pid: Option<u32>,
 ) -> Result<(), Exit> {
@@ -193,27 +181,14 @@ fn writer_event(
         } else {
             Event::WriterStarted { pid }
         };
-        json::line(r, out, &event)?;
+        // A pid and a name: nothing a file's bytes can make large.
+        serde_json::to_writer(&mut *out, &event).map_err(std::io::Error::from)?;
+        out.write_all(b"\n")?;
     } else {
         let who = pid.map_or("writer".to_string(), |p| format!("writer pid {p}"));
         writeln!(out, "{who} {what}")?;
     }
     Ok(())
-}
-
-/// The file now at `path`, if it is not the one being watched. A path briefly missing is
-/// retried on the next wake; a file that cannot be used ends the watch with its error.
-fn reopen(path: &Path, opts: &OpenOptions, w: &Watched) -> Result<Option<Watched>, Exit> {
-    match RawReader::open_with(path, opts) {
-        Ok(r) if r.header().nonce == w.reader.header().nonce => Ok(None),
-        Ok(_) => Watched::open(path, opts).map(Some),
-        Err(mapped_state::Error::Io { source, .. })
-            if source.kind() == std::io::ErrorKind::NotFound =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// One changed leaf: its path (as text, or as a JSON key), its place in the payload, and its
@@ -288,11 +263,12 @@ fn changes<'t>(
 fn report_change(
     out: &mut impl Write,
     json: bool,
+    r: &RawReader,
     w: &Watched,
     new: &[u8],
     version: u64,
+    (pid, alive): (Option<u32>, bool),
 ) -> Result<(), Exit> {
-    let r = &w.reader;
     let budget = render::output_budget(r.header().file_len);
     let Some(changed) = changes(r.schema(), &w.payload, new, json, budget) else {
         return Err(crate::inspect::too_large(r, "list of changed fields"));
@@ -314,7 +290,7 @@ fn report_change(
                 old: &w.payload,
                 new,
             },
-            live: json::Live::of(r, version, w.pid, w.alive),
+            live: json::Live::of(r, version, pid, alive),
             value: mapped_state::dynamic::ValueRef::new(r.schema(), new),
         });
         return json::line(r, out, &event);
@@ -336,12 +312,18 @@ fn report_change(
 }
 
 /// A JSON event carrying the whole file state: `start` and `reopened`.
-fn json_full(out: &mut impl Write, event: &str, w: &Watched) -> Result<(), Exit> {
-    let r = &w.reader;
+fn json_full(
+    out: &mut impl Write,
+    event: &str,
+    r: &RawReader,
+    w: &Watched,
+    pid: Option<u32>,
+    alive: bool,
+) -> Result<(), Exit> {
     let full = json::Full {
         file: r.path().display().to_string(),
         schema: json::SchemaInfo::of(r, false),
-        live: json::Live::of(r, w.version, w.pid, w.alive),
+        live: json::Live::of(r, w.version, pid, alive),
         value: mapped_state::dynamic::ValueRef::new(r.schema(), &w.payload),
     };
     let event = if event == "start" {

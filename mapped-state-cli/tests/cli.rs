@@ -409,6 +409,11 @@ fn garbage_files_fail_with_one_line_and_the_documented_code() {
             &["check", s(path)],
             &["watch", s(path), "--timeout", "1"],
         ] {
+            if args[0] == "watch" && path == missing.as_path() {
+                // `watch` waits for a missing file to appear (says so on stdout first):
+                // `watch_on_a_file_that_never_appears_ends_with_code_3_at_its_timeout`.
+                continue;
+            }
             assert_fails(&run(args), code, path, words);
         }
         let o = run(&["diff", s(&good), s(path)]);
@@ -612,6 +617,54 @@ fn watch_json_prints_one_object_per_version() {
 }
 
 #[test]
+fn watch_waits_for_a_missing_file_and_says_so() {
+    let dir = Scratch::new("watch-missing");
+    let path = dir.path("late.state");
+    let mut watch = Watch::spawn(&path, &["--count", "1", "--timeout", "20"]);
+    let first = watch.line().unwrap();
+    assert_eq!(first, format!("waiting for {} to appear\n", path.display()));
+    // Printed once the directory is watched: a file published now is found.
+    let mut w = Writer::<Telemetry>::create(&path, &sample()).unwrap();
+    let banner = watch.line().unwrap();
+    assert!(
+        banner.starts_with("watching ") && banner.contains("version 0"),
+        "{banner}"
+    );
+    w.update(|t| t.rpm = 4200);
+    let (rest, err, code) = watch.finish();
+    assert_eq!(code, Some(0), "stderr {err}, stdout {rest}");
+    assert_eq!(rest, "version 1:\n  rpm: 3100 -> 4200\n");
+
+    let path = dir.path("late-json.state");
+    let mut watch = Watch::spawn(&path, &["--json", "--count", "1", "--timeout", "20"]);
+    let waiting: serde_json::Value = serde_json::from_str(&watch.line().unwrap()).unwrap();
+    assert_eq!(waiting["event"], "waiting");
+    assert_eq!(waiting["file"], s(&path));
+    let mut w = Writer::<Telemetry>::create(&path, &sample()).unwrap();
+    let start: serde_json::Value = serde_json::from_str(&watch.line().unwrap()).unwrap();
+    assert_eq!(start["event"], "start");
+    assert_eq!(start["value"]["label"], "engine-1");
+    w.update(|t| t.rpm = 4200);
+    let (rest, err, code) = watch.finish();
+    assert_eq!(code, Some(0), "{err}");
+    let v1: serde_json::Value = serde_json::from_str(rest.trim_end()).unwrap();
+    assert_eq!(v1["version"], 1);
+}
+
+#[test]
+fn watch_on_a_file_that_never_appears_ends_with_code_3_at_its_timeout() {
+    let dir = Scratch::new("watch-never");
+    let path = dir.path("never.state");
+    let o = run(&["watch", s(&path), "--timeout", "0.3"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        format!("waiting for {} to appear\n", path.display())
+    );
+    assert!(stderr(&o).contains("No such file"), "{}", stderr(&o));
+}
+
+#[test]
 fn watch_times_out_with_code_4_when_count_is_not_reached() {
     let dir = Scratch::new("watch-timeout");
     let path = dir.path("engine.state");
@@ -738,6 +791,49 @@ fn watch_reports_writer_exit_and_follows_a_replacement() {
     );
     let table = watch.until("label").concat();
     assert!(table.contains("\"replacement\""), "{table}");
+}
+
+#[test]
+fn watch_json_reports_writer_restarts_and_a_replacement() {
+    let dir = Scratch::new("watch-json-replace");
+    let path = dir.path("engine.state");
+    let first_writer = ChildWriter::start(&path);
+    let first_pid = first_writer.pid();
+    let mut watch = Watch::spawn(&path, &["--json", "--timeout", "20"]);
+    let json = |l: String| -> serde_json::Value { serde_json::from_str(&l).unwrap() };
+    let start = json(watch.line().unwrap());
+    assert_eq!(start["event"], "start");
+    first_writer.exit();
+    let exited = json(watch.line().unwrap());
+    assert_eq!(
+        exited,
+        serde_json::json!({"event": "writer_exited", "pid": first_pid})
+    );
+    let second_writer = ChildWriter::start(&path);
+    let second_pid = second_writer.pid();
+    let started = json(watch.line().unwrap());
+    assert_eq!(
+        started,
+        serde_json::json!({"event": "writer_started", "pid": second_pid})
+    );
+    second_writer.exit();
+    let exited = json(watch.line().unwrap());
+    assert_eq!(
+        exited,
+        serde_json::json!({"event": "writer_exited", "pid": second_pid})
+    );
+
+    let mut next = sample();
+    next.label = FixedStr::new("replacement").unwrap();
+    let _w = Writer::<Telemetry>::create_with(&path, &next, &CreateOptions::new().replace(true))
+        .unwrap();
+    assert_eq!(
+        json(watch.line().unwrap()),
+        serde_json::json!({"event": "superseded"})
+    );
+    let reopened = json(watch.line().unwrap());
+    assert_eq!(reopened["event"], "reopened");
+    assert_eq!(reopened["value"]["label"], "replacement");
 }
 
 /// A point of a track: arrays of structs are shown element by element.

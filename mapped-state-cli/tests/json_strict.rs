@@ -331,10 +331,26 @@ fn assert_fails_without_json(o: &Output, code: i32, path: &Path, words: &[&str])
 fn failing_json_commands_print_no_json_and_text_commands_print_no_json() {
     let dir = Scratch::new("errors");
     let missing = dir.path("missing.state");
-    for cmd in ["inspect", "watch"] {
-        let o = run(&[cmd, "--json", s(&missing)]);
-        assert_fails_without_json(&o, 3, &missing, &["No such file"]);
-    }
+    let o = run(&["inspect", "--json", s(&missing)]);
+    assert_fails_without_json(&o, 3, &missing, &["No such file"]);
+    // `watch` waits for a missing file, saying so in one strict JSON event, and fails as
+    // `inspect` does when its timeout passes first.
+    let o = run(&["watch", "--json", "--timeout", "0.3", s(&missing)]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let v = strict(&out).unwrap();
+    assert_eq!(keys(&v), set(&["event", "file"]));
+    assert_eq!(
+        (v["event"].as_str(), v["file"].as_str()),
+        (Some("waiting"), Some(s(&missing)))
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("No such file"));
     let bad = dir.path("bad.state");
     std::fs::write(&bad, corpus::duplicated_names(3).bytes).unwrap();
     for cmd in ["inspect", "watch"] {
@@ -345,7 +361,7 @@ fn failing_json_commands_print_no_json_and_text_commands_print_no_json() {
     std::fs::write(&long, corpus::long_names(256).bytes).unwrap();
     let o = run(&["inspect", "--json", s(&long)]);
     assert_fails_without_json(&o, 1, &long, &["JSON rendering would exceed"]);
-    let o = run(&["watch", "--json", "--timeout", "0", s(&long)]);
+    let o = run(&["watch", "--json", "--timeout", "5", s(&long)]);
     assert_fails_without_json(&o, 1, &long, &["JSON rendering would exceed"]);
 
     // `check` and `diff` have no JSON form: their output is text, never a JSON-looking line.
@@ -598,7 +614,14 @@ fn watch_json_change_keys_of_awkward_names_are_distinct() {
     let mut w = RawWriter::open(&path, &mapped_state::OpenOptions::new()).unwrap();
     // One commit changes all three leaves; the first two would both be `a.b` unescaped.
     w.write_bytes(0, &[10, 20, 30]);
-    let v = watch.event();
+    // The writer taking the file over is reported first (`writer_started`).
+    let v = loop {
+        let e = watch.event();
+        if e["event"] == "version" {
+            break e;
+        }
+        assert_eq!(e["event"], "writer_started", "{e}");
+    };
     assert_eq!(
         v["changes"],
         serde_json::json!({

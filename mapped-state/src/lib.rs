@@ -57,6 +57,14 @@
 //! # Ok::<(), mapped_state::Error>(())
 //! ```
 //!
+//! Beyond these: [`Reader::follow`] ([`Follow`]) follows a path through the file's whole life
+//! (waiting for it to appear, writers exiting and coming back, the file being replaced), with
+//! quiet periods reported as items and a separate total deadline; [`wait_any`] waits on
+//! several files at once. With feature `tokio` (alias `async`, runtime-agnostic):
+//! `AsyncUpdates` (`changed().await` and a `Stream`), `Follow` as a `Stream`, and
+//! `wait_any_async`, served by one waker thread per process that never runs while nothing
+//! waits.
+//!
 //! # Restarts
 //!
 //! A writer that exits or is killed, even in the middle of a commit, leaves readers on the last
@@ -118,6 +126,7 @@
 //! # Features
 //!
 //! - `derive` (default): `#[derive(MappedState)]`.
+//! - `tokio` (alias `async`): async waits, runtime-agnostic (only `futures-core`).
 //! - `serde`: `Serialize`/`Deserialize` for [`FixedStr`] (a string; deserializing one longer
 //!   than its capacity is an error, never a silent cut), and `Serialize` for
 //!   [`dynamic::Value`] and `dynamic::ValueRef` in the CLI's JSON form. With it,
@@ -137,6 +146,8 @@ pub mod ring;
 #[cfg(not(loom))]
 mod ring;
 
+#[cfg(all(feature = "async", not(loom)))]
+mod asynch;
 #[cfg(not(loom))]
 mod create;
 #[cfg(not(loom))]
@@ -149,6 +160,8 @@ mod error;
 pub mod evolve;
 #[cfg(not(loom))]
 mod fixed_str;
+#[cfg(not(loom))]
+mod follow;
 #[cfg(not(loom))]
 pub mod format;
 #[cfg(not(loom))]
@@ -173,6 +186,8 @@ mod reader;
 pub mod record;
 #[cfg(not(loom))]
 pub mod schema;
+#[cfg(not(loom))]
+mod select;
 #[cfg(all(feature = "serde", not(loom)))]
 mod serde_impls;
 #[cfg(not(loom))]
@@ -185,6 +200,8 @@ mod state;
 mod updates;
 #[cfg(not(loom))]
 mod view;
+#[cfg(all(feature = "async", not(loom)))]
+mod waker;
 #[cfg(not(loom))]
 mod words;
 #[cfg(not(loom))]
@@ -195,16 +212,44 @@ pub use crate::{
     create::CreateOptions,
     error::{Error, Insecurity, Result, SchemaFix},
     fixed_str::{FixedStr, TooLong},
+    follow::{Event, Follow, FollowReader},
     notify::{WakePolicy, BURST_GAP},
     open::OpenOptions,
     raw_reader::RawReader,
     raw_writer::RawWriter,
     reader::Reader,
+    select::wait_any,
     state::{DecodeError, InPlace, MappedState, Plain},
     updates::{Update, Updates},
     view::{Fields, NoFields, ReadView, WriteView},
     writer::Writer,
 };
+
+#[cfg(all(feature = "async", not(loom)))]
+pub use crate::{
+    asynch::{AsyncUpdates, Changed, ASYNC_PATH_POLL},
+    select::{wait_any_async, WaitAny},
+};
+/// The stream trait the async waits implement (feature `async`), re-exported from
+/// `futures-core`; use it with `futures::StreamExt` or `tokio_stream::StreamExt`.
+#[cfg(all(feature = "async", not(loom)))]
+pub use futures_core::Stream;
+
+/// Hooks for the project's own tests (feature `test-hooks`). Not a public API.
+#[cfg(all(feature = "test-hooks", not(loom)))]
+#[doc(hidden)]
+pub mod test_hooks {
+    /// How many async waker threads run (0 or 1).
+    #[cfg(feature = "async")]
+    pub fn async_waker_threads() -> usize {
+        crate::waker::threads()
+    }
+
+    /// Makes waits on several words behave as where `futex_waitv` is missing.
+    pub fn force_no_waitv(yes: bool) {
+        crate::os::force_no_waitv(yes);
+    }
+}
 
 /// `#[derive(MappedState)]` (feature `derive`, on by default): the C layout it computes and
 /// checks at compile time, the accessors and setters it generates, and its attributes.

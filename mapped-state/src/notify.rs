@@ -391,7 +391,7 @@ impl Liveness {
 /// The futex word, with acquire ordering. A `Relaxed` load and a fence rather than an `Acquire`
 /// load: std guarantees only small `Relaxed` loads on read-only memory, which is how readers map
 /// the file.
-fn notify_acquire(map: &Mapping) -> u32 {
+pub(crate) fn notify_acquire(map: &Mapping) -> u32 {
     let v = map.notify().load(Ordering::Relaxed);
     std::sync::atomic::fence(Ordering::Acquire);
     v

@@ -152,6 +152,123 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
     );
 }
 
+/// How often the words past the first `WAITV_MAX` a wait is on are looked at.
+pub(crate) const OVERFLOW_POLL: Duration = Duration::from_millis(1);
+
+/// Longest sleep on a single word of several when `futex_waitv` is not available: how late a
+/// change of another is noticed.
+pub(crate) const FALLBACK_NAP: Duration = Duration::from_millis(2);
+
+/// Most futex words one `futex_waitv` call waits on (the kernel's `FUTEX_WAITV_MAX`).
+pub(crate) const WAITV_MAX: usize = 128;
+
+/// Set once `futex_waitv` was found missing (Linux before 5.16), or by a test that wants the
+/// fallback: callers then wait on one word at a time.
+static NO_WAITV: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes `futex_wait_any` report `futex_waitv` as unavailable, to test the fallback.
+#[cfg(feature = "test-hooks")]
+pub(crate) fn force_no_waitv(yes: bool) {
+    NO_WAITV.store(yes, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Blocks while every `(word, expected, private)` still holds its expected value, for at most
+/// `timeout`, with one `futex_waitv` (Linux 5.16 and later): a wake of any word, a change of
+/// any, a signal or the timeout ends it, and callers re-check their conditions. `private`
+/// words are process-local (`FUTEX2_PRIVATE`); the others are shared, keyed by the file page,
+/// as in `futex_wait`. At most [`WAITV_MAX`] words. Returns `false`, having waited for
+/// nothing, where `futex_waitv` is not available.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn futex_wait_any(words: &[(&AtomicU32, u32, bool)], timeout: Duration) -> bool {
+    use rustix::thread::futex::{self, Wait, WaitFlags, WaitPtr, WaitvFlags};
+    use std::sync::atomic::Ordering;
+    if NO_WAITV.load(Ordering::Relaxed) || words.is_empty() || words.len() > WAITV_MAX {
+        return false;
+    }
+    let list: Vec<Wait> = words
+        .iter()
+        .map(|&(word, expected, private)| {
+            let mut w = Wait::new();
+            w.val = u64::from(expected);
+            w.uaddr = WaitPtr::new(word.as_ptr().cast());
+            w.flags = if private {
+                WaitFlags::SIZE_U32 | WaitFlags::PRIVATE
+            } else {
+                WaitFlags::SIZE_U32
+            };
+            w
+        })
+        .collect();
+    // `futex_waitv` takes an absolute time, on the monotonic clock here.
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let total = Duration::new(
+        u64::try_from(now.tv_sec).unwrap_or(0),
+        u32::try_from(now.tv_nsec).unwrap_or(0),
+    )
+    .saturating_add(timeout);
+    let at = rustix::time::Timespec {
+        tv_sec: total.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: i64::from(total.subsec_nanos()),
+    };
+    match futex::waitv(
+        &list,
+        WaitvFlags::empty(),
+        Some(&at),
+        rustix::time::ClockId::Monotonic,
+    ) {
+        // ENOSYS: an older kernel. Anything else (EAGAIN: a word changed, EINTR, ETIMEDOUT)
+        // means: re-check.
+        Err(e) if e == rustix::io::Errno::NOSYS => {
+            NO_WAITV.store(true, Ordering::Relaxed);
+            false
+        }
+        _ => true,
+    }
+}
+
+/// No `futex_waitv` here.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn futex_wait_any(_words: &[(&AtomicU32, u32, bool)], _timeout: Duration) -> bool {
+    false
+}
+
+/// Blocks while the process-local `word` holds `expected`, for at most `timeout`
+/// (`FUTEX_PRIVATE_FLAG`): how the async waker thread sleeps when it has nothing to watch.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg_attr(not(feature = "async"), allow(dead_code))]
+pub(crate) fn futex_wait_private(word: &AtomicU32, expected: u32, timeout: Duration) {
+    let ts = rustix::time::Timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    let _ = rustix::thread::futex::wait(
+        word,
+        rustix::thread::futex::Flags::PRIVATE,
+        expected,
+        Some(&ts),
+    );
+}
+
+/// Wakes the threads of this process blocked on the process-local `word`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg_attr(not(feature = "async"), allow(dead_code))]
+pub(crate) fn futex_wake_private(word: &AtomicU32) {
+    let _ =
+        rustix::thread::futex::wake(word, rustix::thread::futex::Flags::PRIVATE, i32::MAX as u32);
+}
+
+/// No futex here: the waker thread polls its word.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[cfg_attr(not(feature = "async"), allow(dead_code))]
+pub(crate) fn futex_wait_private(word: &AtomicU32, expected: u32, timeout: Duration) {
+    poll_wait(word, expected, timeout);
+}
+
+/// No futex here: the sleeping thread polls its word.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[cfg_attr(not(feature = "async"), allow(dead_code))]
+pub(crate) fn futex_wake_private(_word: &AtomicU32) {}
+
 /// No cross-process futex here: waiters poll with backoff, so there is nobody to wake.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub(crate) fn futex_wake_all(_word: &AtomicU32) -> usize {
@@ -214,4 +331,155 @@ mod libc_flags {
     pub const O_NOFOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
     pub const O_NONBLOCK: i32 = rustix::fs::OFlags::NONBLOCK.bits() as i32;
     pub const O_CLOEXEC: i32 = rustix::fs::OFlags::CLOEXEC.bits() as i32;
+}
+
+/// Watches a directory for entries appearing in it (created, linked, renamed in), changing or
+/// leaving, with inotify: how a follower learns that the file it waits for was published (a
+/// `link` or `rename`). Where inotify or the directory is missing it has no watch, and waits
+/// are naps of at most [`DIR_POLL`].
+#[derive(Debug)]
+pub(crate) struct DirWatch {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fd: Option<rustix::fd::OwnedFd>,
+}
+
+/// Longest nap of a `DirWatch` without inotify: how late a file appearing is noticed then.
+pub(crate) const DIR_POLL: Duration = Duration::from_millis(100);
+
+impl DirWatch {
+    /// Starts watching `dir`.
+    pub(crate) fn new(dir: &Path) -> DirWatch {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
+            let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)
+                .ok()
+                .filter(|fd| {
+                    let what = WatchFlags::CREATE
+                        | WatchFlags::MOVED_TO
+                        | WatchFlags::MOVED_FROM
+                        | WatchFlags::DELETE
+                        | WatchFlags::ATTRIB
+                        | WatchFlags::CLOSE_WRITE
+                        | WatchFlags::DELETE_SELF
+                        | WatchFlags::MOVE_SELF
+                        | WatchFlags::ONLYDIR;
+                    inotify::add_watch(fd, dir, what).is_ok()
+                });
+            DirWatch { fd }
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        {
+            let _ = dir;
+            DirWatch {}
+        }
+    }
+
+    /// Whether the directory is watched with inotify (else waits are naps).
+    pub(crate) fn is_watching(&self) -> bool {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        return self.fd.is_some();
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        false
+    }
+
+    /// Blocks until something happens in the directory (or has happened since the last wait),
+    /// or `timeout` passes. Callers re-check the path.
+    pub(crate) fn wait(&self, timeout: Duration) {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Some(fd) = &self.fd {
+            use rustix::event::{poll, PollFd, PollFlags};
+            let ts = rustix::time::Timespec {
+                tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64,
+                tv_nsec: i64::from(timeout.subsec_nanos()),
+            };
+            let mut fds = [PollFd::new(fd, PollFlags::IN)];
+            // EINTR and the timeout both mean: re-check.
+            let _ = poll(&mut fds, Some(&ts));
+            // Drain the events: their names do not matter, the caller looks at the path.
+            let mut buf = [0u8; 4096];
+            while matches!(rustix::io::read(fd, &mut buf), Ok(n) if n > 0) {}
+            return;
+        }
+        std::thread::sleep(timeout.min(DIR_POLL));
+    }
+}
+
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn futex_waitv_returns_on_a_changed_word_and_times_out_otherwise() {
+        let a = AtomicU32::new(1);
+        let b = AtomicU32::new(2);
+        // `b` no longer holds 7: returns at once (EAGAIN), having really called futex_waitv.
+        assert!(futex_wait_any(
+            &[(&a, 1, true), (&b, 7, true)],
+            Duration::from_secs(60)
+        ));
+        let t = Instant::now();
+        assert!(futex_wait_any(
+            &[(&a, 1, true), (&b, 2, true)],
+            Duration::from_millis(20)
+        ));
+        assert!(
+            t.elapsed() >= Duration::from_millis(20),
+            "nothing changed: waits out the timeout"
+        );
+        // Woken by another thread's wake on either word.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(20));
+                b.store(3, std::sync::atomic::Ordering::Relaxed);
+                futex_wake_private(&b);
+            });
+            assert!(futex_wait_any(
+                &[(&a, 1, true), (&b, 2, true)],
+                Duration::from_secs(60)
+            ));
+        });
+        assert_eq!(b.load(std::sync::atomic::Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn a_dir_watch_wakes_when_a_file_is_linked_or_renamed_into_its_directory() {
+        let dir = std::env::temp_dir().join(format!("ms-dirwatch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let watch = DirWatch::new(&dir);
+        assert!(watch.is_watching(), "inotify watches the directory");
+        let t = Instant::now();
+        watch.wait(Duration::from_millis(20));
+        assert!(
+            t.elapsed() >= Duration::from_millis(20),
+            "nothing happened: a timeout"
+        );
+        // What `Writer::create` does: an unnamed file linked in, and a rename over a name.
+        let file = create_unnamed(&dir, 0o600)
+            .unwrap()
+            .expect("O_TMPFILE on the temp dir");
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(20));
+                link_unnamed(&file, &dir.join("a")).unwrap();
+            });
+            // Woken by the link (not by anything before it: the name is there), long before
+            // the minute.
+            watch.wait(Duration::from_secs(60));
+            assert!(dir.join("a").exists(), "woken before the link");
+        });
+        std::fs::write(dir.join("tmp"), b"x").unwrap();
+        watch.wait(Duration::from_secs(60)); // the write's own events, drained
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(20));
+                std::fs::rename(dir.join("tmp"), dir.join("b")).unwrap();
+            });
+            watch.wait(Duration::from_secs(60));
+            assert!(dir.join("b").exists(), "woken before the rename");
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

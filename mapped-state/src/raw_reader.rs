@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::Error;
@@ -28,7 +29,9 @@ pub const DEFAULT_LIVENESS_INTERVAL: Duration = Duration::from_millis(100);
 /// crashed reader harms no one.
 #[derive(Debug)]
 pub struct RawReader {
-    map: Mapping,
+    /// Shared with the process's async waker thread while a task waits on this file, so the
+    /// futex word it sleeps on stays mapped (`waker.rs`).
+    map: Arc<Mapping>,
     max_attempts: u32,
     /// How often a blocked wait probes the writer's liveness.
     liveness_interval: Duration,
@@ -59,7 +62,7 @@ impl RawReader {
         let map = Mapping::read_only(&v.file, &v.header, v.canary)
             .map_err(|e| Error::io(path, "mmap", e))?;
         Ok(RawReader {
-            map,
+            map: Arc::new(map),
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             liveness_interval: DEFAULT_LIVENESS_INTERVAL,
             path: path.to_owned(),
@@ -126,6 +129,11 @@ impl RawReader {
             source,
         })?;
         Ok((value, v))
+    }
+
+    /// The mapping, for waits that outlive a borrow of the reader (`follow.rs`, `waker.rs`).
+    pub(crate) fn mapping(&self) -> &Arc<Mapping> {
+        &self.map
     }
 
     /// The file's path as opened.
@@ -452,7 +460,7 @@ impl RawReader {
         }
     }
 
-    fn writer_gone(&self, superseded: bool) -> Error {
+    pub(crate) fn writer_gone(&self, superseded: bool) -> Error {
         Error::WriterGone {
             path: self.path.clone(),
             pid: self.writer_pid(),

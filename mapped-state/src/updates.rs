@@ -50,6 +50,9 @@ impl<T> Update<T> {
 /// - By default each wait has no timeout: `next` blocks until a new version is committed.
 /// - With [`timeout`](Self::timeout), `next` returns `None` after that long without a new version.
 ///   The iterator is not fused: calling `next` again waits again, with the accounting kept.
+///   (A `for` loop ends at that `None`. To be told of a quiet period and carry on, and to cap
+///   the total time separately, follow the file instead: [`Reader::follow`] with
+///   [`Follow::quiet`](crate::Follow::quiet) and [`Follow::deadline`](crate::Follow::deadline).)
 ///   [`next_timeout`](Self::next_timeout) does the same for one wait without changing the setting.
 /// - When the writer is gone (no process holds the file; found within the reader's liveness
 ///   interval, 100 ms by default), `next` yields `Err(Error::WriterGone)` once, after any commit
