@@ -21,27 +21,8 @@ use mapped_state::{FixedStr, MappedState, WakePolicy, Writer};
 #[path = "../../examples/shared/telemetry.rs"]
 mod telemetry;
 
-/// A scratch directory removed when the test ends.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("ms-py-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::Scratch;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -266,7 +247,10 @@ fn python_package_reads_what_the_rust_writer_wrote() {
     let replace = mapped_state::CreateOptions::new().replace(true);
     drop(Writer::<u32>::create_with(d("replaced.state"), &11, &replace).unwrap());
 
-    unittest(&["test_files", "test_errors"], &[("MS_PY_FILES", &dir.0)]);
+    unittest(
+        &["test_files", "test_errors"],
+        &[("MS_PY_FILES", dir.dir())],
+    );
     // The writers were alive throughout (the Python side saw `"alive": true` from both readers).
     drop((kinds_w, tel, hist));
 }
