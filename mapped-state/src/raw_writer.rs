@@ -60,11 +60,60 @@ impl RawWriter {
         initial: &[u8],
         opts: &CreateOptions,
     ) -> Result<Self, Error> {
+        assert_eq!(initial.len(), ty.size, "initial value of the wrong size");
         let manifest = manifest_bytes(ty);
-        let hash = crate::schema::fnv1a64(&manifest);
+        let name = crate::manifest::Type::from_desc(ty).name();
+        Self::create_described(path, &manifest, &name, ty.size, ty.align, initial, opts)
+    }
+
+    /// Creates a state file from a schema manifest's bytes (as stored in another state file, see
+    /// `docs/FORMAT.md`) and the initial payload bytes, with no Rust type: the untyped create
+    /// that a replica of a remote file needs. The manifest is decoded and validated first
+    /// ([`Error::CorruptManifest`] naming the byte), and `initial` must be exactly the payload
+    /// size it describes ([`Error::UnsupportedType`] otherwise). The file gets the manifest's
+    /// schema hash, so `Reader<T>` of the same type opens it.
+    pub fn create_from_manifest(
+        path: &Path,
+        manifest: &[u8],
+        initial: &[u8],
+        opts: &CreateOptions,
+    ) -> Result<Self, Error> {
+        let ty = crate::manifest::Type::from_manifest(manifest).map_err(|e| {
+            Error::CorruptManifest {
+                path: path.to_owned(),
+                offset: e.offset,
+                reason: e.reason,
+            }
+        })?;
+        if initial.len() != ty.size {
+            return Err(Error::UnsupportedType {
+                path: path.to_owned(),
+                name: ty.name(),
+                reason: format!(
+                    "initial value of {} bytes, the manifest's type has {} bytes",
+                    initial.len(),
+                    ty.size
+                ),
+            });
+        }
+        Self::create_described(path, manifest, &ty.name(), ty.size, ty.align, initial, opts)
+    }
+
+    /// `create` from a validated manifest of a type named `name`, `size` bytes aligned to
+    /// `align`; `initial` is `size` bytes.
+    fn create_described(
+        path: &Path,
+        manifest: &[u8],
+        name: &str,
+        size: usize,
+        align: usize,
+        initial: &[u8],
+        opts: &CreateOptions,
+    ) -> Result<Self, Error> {
+        let hash = crate::schema::fnv1a64(manifest);
         let unsupported = |reason: String| Error::UnsupportedType {
             path: path.to_owned(),
-            name: crate::manifest::Type::from_desc(ty).name(),
+            name: name.to_owned(),
             reason,
         };
         if !crate::format::slots_ok(opts.slots) {
@@ -75,15 +124,14 @@ impl RawWriter {
                 crate::format::MAX_SLOTS
             )));
         }
-        let header = Header::for_payload(hash, ty.size, ty.align, opts.slots, manifest.len(), nonce())
+        let header = Header::for_payload(hash, size, align, opts.slots, manifest.len(), nonce())
             .ok_or_else(|| {
                 unsupported(format!(
                     "payload of {} bytes aligned to {} in {} slots (format v2 takes 1 byte to 1 GiB, alignment up to 64, a ring up to 4 GiB)",
-                    ty.size, ty.align, opts.slots
+                    size, align, opts.slots
                 ))
             })?;
-        assert_eq!(initial.len(), ty.size, "initial value of the wrong size");
-        let created = create(path, &header, &manifest, initial, opts)?;
+        let created = create(path, &header, manifest, initial, opts)?;
         let map =
             Mapping::read_write(&created.file, &header).map_err(|e| Error::io(path, "mmap", e))?;
         let mut current = vec![0u64; header.payload_words()];
