@@ -407,7 +407,9 @@ impl Run {
             }
         };
         let nonce = writer.header().nonce;
+        let (p, w) = (self.publisher_alive, self.writer_alive);
         self.status.update(|s| {
+            (s.publisher_alive, s.source_writer_alive) = (p, w);
             if s.replica_nonce != nonce {
                 // Entries of another file mean nothing for this one.
                 let keep = (s.received, s.skipped_total);
@@ -486,7 +488,9 @@ impl Run {
             r.writer.version() + 1
         };
         let nonce = r.writer.header().nonce;
+        let publisher_alive = self.publisher_alive;
         self.status.update(|s| {
+            s.publisher_alive = publisher_alive;
             if s.replica_nonce != nonce {
                 *s = MirrorStatus {
                     received: s.received,

@@ -77,6 +77,7 @@ fn late_joiner_liveness_and_schema_change() {
         &replica,
         FollowOptions {
             network: Network::connect(&endpoint),
+            events: Some(std::sync::Arc::new(|e| eprintln!("follower: {e}"))),
             ..FollowOptions::new()
         },
     )
