@@ -56,7 +56,11 @@ fn value(seq: u64) -> Telemetry {
 }
 
 fn consistent(t: &Telemetry) -> bool {
-    t.seq == t.seq_check && t.samples.iter().enumerate().all(|(i, s)| *s == (t.seq as f32) + i as f32)
+    t.seq == t.seq_check
+        && t.samples
+            .iter()
+            .enumerate()
+            .all(|(i, s)| *s == (t.seq as f32) + i as f32)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -67,10 +71,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::temp_dir().join(format!("mirror-example-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let (source, replica) = (dir.join("engine.state"), dir.join("engine-replica.state"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let endpoint = format!("tcp/127.0.0.1:{port}");
     let key = "example/engine";
-    println!("mirror {} -> {key} on {endpoint} -> {}", source.display(), replica.display());
+    println!(
+        "mirror {} -> {key} on {endpoint} -> {}",
+        source.display(),
+        replica.display()
+    );
 
     let mut writer = Writer::<Telemetry>::create(&source, &value(0))?;
     let publisher = Publisher::spawn(
@@ -106,7 +116,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut latencies = Vec::new();
             let mut version = r.version();
             while start.elapsed() < run_for {
-                match r.raw().wait_for_update(version, Some(Duration::from_millis(200))) {
+                match r
+                    .raw()
+                    .wait_for_update(version, Some(Duration::from_millis(200)))
+                {
                     Ok(Some(_)) => {}
                     Ok(None) => continue,
                     Err(_) => break,
@@ -148,10 +161,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map_or(0.0, |&ns| ns as f64 / 1000.0)
     };
     println!("summary");
-    println!("  versions published  {published} (writer), {} sent by the mirror", publisher.stats().published.load(Ordering::Relaxed));
-    println!("  seen by the reader  {seen} (last seq {})", last.unwrap_or(0));
-    println!("  skipped             {skipped} (reader), {} (mirror, status file)", status.skipped_total);
-    println!("  seen + skipped      {} of {} versions (0..={published})", seen + skipped, published + 1);
+    println!(
+        "  versions published  {published} (writer), {} sent by the mirror",
+        publisher.stats().published.load(Ordering::Relaxed)
+    );
+    println!(
+        "  seen by the reader  {seen} (last seq {})",
+        last.unwrap_or(0)
+    );
+    println!(
+        "  skipped             {skipped} (reader), {} (mirror, status file)",
+        status.skipped_total
+    );
+    println!(
+        "  seen + skipped      {} of {} versions (0..={published})",
+        seen + skipped,
+        published + 1
+    );
     println!("  torn                {torn}");
     println!(
         "  latency writer->replica reader  p50 {:.0} us  p99 {:.0} us  max {:.0} us",

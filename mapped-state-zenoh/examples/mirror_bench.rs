@@ -46,7 +46,11 @@ trait Payload: MappedState + mapped_state::Fields + Copy + Send + 'static {
 impl Payload for Small {
     const NAME: &'static str = "64 B";
     fn make(seq: u64, sent_ns: u64) -> Self {
-        Small { seq, sent_ns, rest: [seq; 6] }
+        Small {
+            seq,
+            sent_ns,
+            rest: [seq; 6],
+        }
     }
     fn seq(&self) -> u64 {
         self.seq
@@ -59,7 +63,11 @@ impl Payload for Small {
 impl Payload for Large {
     const NAME: &'static str = "4 KiB";
     fn make(seq: u64, sent_ns: u64) -> Self {
-        Large { seq, sent_ns, rest: [seq; 510] }
+        Large {
+            seq,
+            sent_ns,
+            rest: [seq; 510],
+        }
     }
     fn seq(&self) -> u64 {
         self.seq
@@ -70,7 +78,11 @@ impl Payload for Large {
 }
 
 fn port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn pct(v: &mut [u64], p: f64) -> f64 {
@@ -85,7 +97,11 @@ struct Row {
 }
 
 fn mirror<T: Payload>(rounds: u64, secs: f64) -> Row {
-    let dir = std::env::temp_dir().join(format!("mirror-bench-{}-{}", std::process::id(), std::mem::size_of::<T>()));
+    let dir = std::env::temp_dir().join(format!(
+        "mirror-bench-{}-{}",
+        std::process::id(),
+        std::mem::size_of::<T>()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let (source, replica) = (dir.join("s.state"), dir.join("r.state"));
     let ep = format!("tcp/127.0.0.1:{}", port());
@@ -93,8 +109,24 @@ fn mirror<T: Payload>(rounds: u64, secs: f64) -> Row {
     let base = Instant::now();
     let ns = move || base.elapsed().as_nanos() as u64;
     let mut w = Writer::<T>::create(&source, &T::make(0, ns())).unwrap();
-    let p = Publisher::spawn(&source, &key, PublishOptions { network: Network::listen(&ep), ..PublishOptions::new() }).unwrap();
-    let f = Follower::spawn(&key, &replica, FollowOptions { network: Network::connect(&ep), ..FollowOptions::new() }).unwrap();
+    let p = Publisher::spawn(
+        &source,
+        &key,
+        PublishOptions {
+            network: Network::listen(&ep),
+            ..PublishOptions::new()
+        },
+    )
+    .unwrap();
+    let f = Follower::spawn(
+        &key,
+        &replica,
+        FollowOptions {
+            network: Network::connect(&ep),
+            ..FollowOptions::new()
+        },
+    )
+    .unwrap();
     let r = loop {
         if let Ok(r) = Reader::<T>::open(&replica) {
             break r;
@@ -111,7 +143,9 @@ fn mirror<T: Payload>(rounds: u64, secs: f64) -> Row {
                 return v;
             }
             assert!(Instant::now() < deadline, "value {seq} never arrived");
-            let _ = r.raw().wait_for_update(ver, Some(Duration::from_millis(100)));
+            let _ = r
+                .raw()
+                .wait_for_update(ver, Some(Duration::from_millis(100)));
         }
     };
     for _ in 0..50 {
@@ -147,7 +181,9 @@ fn mirror<T: Payload>(rounds: u64, secs: f64) -> Row {
     let (mut seen, mut last) = (0u64, seq);
     let mut ver = r.version();
     while start.elapsed().as_secs_f64() < secs {
-        let _ = r.raw().wait_for_update(ver, Some(Duration::from_millis(50)));
+        let _ = r
+            .raw()
+            .wait_for_update(ver, Some(Duration::from_millis(50)));
         let (v, nv) = r.load_versioned().unwrap();
         ver = nv;
         if v.seq() > last {
@@ -161,14 +197,22 @@ fn mirror<T: Payload>(rounds: u64, secs: f64) -> Row {
     f.stop().unwrap();
     p.stop().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    Row { p50: pct(&mut lat, 0.5), p99: pct(&mut lat, 0.99), per_s: seen as f64 / elapsed }
+    Row {
+        p50: pct(&mut lat, 0.5),
+        p99: pct(&mut lat, 0.99),
+        per_s: seen as f64 / elapsed,
+    }
 }
 
 fn floor<T: Payload>(rounds: u64, secs: f64) -> Row {
     let ep = format!("tcp/127.0.0.1:{}", port());
     let key = format!("bench/floor/{}", std::mem::size_of::<T>());
-    let a = zenoh::open(Network::listen(&ep).zenoh_config().unwrap()).wait().unwrap();
-    let b = zenoh::open(Network::connect(&ep).zenoh_config().unwrap()).wait().unwrap();
+    let a = zenoh::open(Network::listen(&ep).zenoh_config().unwrap())
+        .wait()
+        .unwrap();
+    let b = zenoh::open(Network::connect(&ep).zenoh_config().unwrap())
+        .wait()
+        .unwrap();
     let base = Instant::now();
     let ns = move || base.elapsed().as_nanos() as u64;
     let got = Arc::new(AtomicU64::new(0));
@@ -232,20 +276,40 @@ fn floor<T: Payload>(rounds: u64, secs: f64) -> Row {
     drop(publisher);
     let _ = a.close().wait();
     let _ = b.close().wait();
-    Row { p50: pct(&mut lat, 0.5), p99: pct(&mut lat, 0.99), per_s }
+    Row {
+        p50: pct(&mut lat, 0.5),
+        p99: pct(&mut lat, 0.99),
+        per_s,
+    }
 }
 
 fn main() {
-    let rounds: u64 = std::env::args().nth(1).map_or(2000, |s| s.parse().expect("ROUNDS"));
-    let secs: f64 = std::env::args().nth(2).map_or(2.0, |s| s.parse().expect("SECONDS"));
+    let rounds: u64 = std::env::args()
+        .nth(1)
+        .map_or(2000, |s| s.parse().expect("ROUNDS"));
+    let secs: f64 = std::env::args()
+        .nth(2)
+        .map_or(2.0, |s| s.parse().expect("SECONDS"));
     println!("| payload | path | latency p50 | latency p99 | versions/s observed |");
     println!("|---|---|---|---|---|");
     fn both<T: Payload>(rounds: u64, secs: f64) {
         let m = mirror::<T>(rounds, secs);
         let f = floor::<T>(rounds, secs);
         println!("| {} | mirror: writer → publish → follow → replica reader | {:.0} µs | {:.0} µs | {:.0} |", T::NAME, m.p50, m.p99, m.per_s);
-        println!("| {} | floor: zenoh `put` → subscriber callback | {:.0} µs | {:.0} µs | {:.0} |", T::NAME, f.p50, f.p99, f.per_s);
-        println!("| {} | mirror ÷ floor | {:.2}× | {:.2}× | {:.2}× |", T::NAME, m.p50 / f.p50, m.p99 / f.p99, m.per_s / f.per_s);
+        println!(
+            "| {} | floor: zenoh `put` → subscriber callback | {:.0} µs | {:.0} µs | {:.0} |",
+            T::NAME,
+            f.p50,
+            f.p99,
+            f.per_s
+        );
+        println!(
+            "| {} | mirror ÷ floor | {:.2}× | {:.2}× | {:.2}× |",
+            T::NAME,
+            m.p50 / f.p50,
+            m.p99 / f.p99,
+            m.per_s / f.per_s
+        );
     }
     both::<Small>(rounds, secs);
     both::<Large>(rounds, secs);

@@ -273,9 +273,7 @@ impl Run {
                     st.heard_ns = now_ns();
                 });
             }
-            if want_snapshot
-                && last_query.is_none_or(|t| t.elapsed() >= self.opts.query_timeout)
-            {
+            if want_snapshot && last_query.is_none_or(|t| t.elapsed() >= self.opts.query_timeout) {
                 last_query = Some(Instant::now());
                 want_snapshot = !self.query_snapshot()?;
             }

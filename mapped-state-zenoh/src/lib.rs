@@ -151,7 +151,9 @@ impl std::fmt::Display for Event {
             Event::SourceUnavailable(why) => {
                 write!(f, "source unavailable, retrying: {why}")
             }
-            Event::SourceWriterGone => write!(f, "source writer gone"),
+            Event::SourceWriterGone => {
+                write!(f, "source writer gone (or its publisher unreachable)")
+            }
             Event::SourceWriterAlive => write!(f, "source writer alive"),
             Event::PublisherUp => write!(f, "publisher reachable"),
             Event::PublisherGone => write!(
@@ -175,7 +177,11 @@ impl std::fmt::Display for Event {
                 ),
             },
             Event::ReplicaTakenOver { path, version } => {
-                write!(f, "replica {} taken over at version {version}", path.display())
+                write!(
+                    f,
+                    "replica {} taken over at version {version}",
+                    path.display()
+                )
             }
             Event::SourceRecreated { schema_hash } => write!(
                 f,
@@ -226,7 +232,15 @@ mod tests {
     #[test]
     fn keys_refuse_wildcards_and_reserved_chunks() {
         assert!(super::keys("demo/engine").is_ok());
-        for bad in ["demo/*", "demo/**", "a/_mirror/b", "", "a//b", "@/x", "a/$*b"] {
+        for bad in [
+            "demo/*",
+            "demo/**",
+            "a/_mirror/b",
+            "",
+            "a//b",
+            "@/x",
+            "a/$*b",
+        ] {
             assert!(super::keys(bad).is_err(), "{bad:?} accepted");
         }
     }

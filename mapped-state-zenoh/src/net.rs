@@ -63,14 +63,20 @@ impl Network {
         };
         let json = |v: &[String]| serde_json::to_string(v).expect("strings serialize");
         let mut set = |key: &str, value: String| {
-            c.insert_json5(key, &value).map_err(|e| MirrorError::Config {
-                what: format!("{key} = {value}"),
-                why: e.to_string(),
-            })
+            c.insert_json5(key, &value)
+                .map_err(|e| MirrorError::Config {
+                    what: format!("{key} = {value}"),
+                    why: e.to_string(),
+                })
         };
         set(
             "mode",
-            if self.client { "\"client\"" } else { "\"peer\"" }.to_owned(),
+            if self.client {
+                "\"client\""
+            } else {
+                "\"peer\""
+            }
+            .to_owned(),
         )?;
         set("listen/endpoints", json(&self.listen))?;
         set("connect/endpoints", json(&self.connect))?;

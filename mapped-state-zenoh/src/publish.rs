@@ -114,9 +114,9 @@ impl Publisher {
                 .callback(move |query| {
                     let reply = {
                         let guard = latest.lock().unwrap_or_else(|p| p.into_inner());
-                        guard.as_ref().map(|l| {
-                            (encode_snapshot(&l.manifest, &l.value), l.meta.encode())
-                        })
+                        guard
+                            .as_ref()
+                            .map(|l| (encode_snapshot(&l.manifest, &l.value), l.meta.encode()))
                     };
                     if let Some((payload, meta)) = reply {
                         let _ = query
@@ -133,7 +133,9 @@ impl Publisher {
             .liveliness()
             .declare_token(keys.publisher.clone())
             .wait()
-            .map_err(MirrorError::zenoh("declare the publisher's liveliness token"))?;
+            .map_err(MirrorError::zenoh(
+                "declare the publisher's liveliness token",
+            ))?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let (stop, stats) = (stop.clone(), stats.clone());

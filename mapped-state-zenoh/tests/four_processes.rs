@@ -66,13 +66,22 @@ impl Proc {
         Proc { name, child }
     }
 
-    fn role(name: &'static str, role: &str, envs: &[(&str, &Path)]) -> (Proc, BufReader<std::process::ChildStdout>) {
+    fn role(
+        name: &'static str,
+        role: &str,
+        envs: &[(&str, &Path)],
+    ) -> (Proc, BufReader<std::process::ChildStdout>) {
         let mut cmd = Command::new(std::env::current_exe().expect("current_exe"));
-        cmd.args(["--exact", "four_processes_with_restarts", "--nocapture", "--test-threads=1"])
-            .env(ROLE, role)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.args([
+            "--exact",
+            "four_processes_with_restarts",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ROLE, role)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -97,14 +106,18 @@ impl Drop for Proc {
 }
 
 /// The `RESULT k=v ...` line a child role prints last.
-fn result_line(out: &mut BufReader<std::process::ChildStdout>) -> std::collections::HashMap<String, u64> {
+fn result_line(
+    out: &mut BufReader<std::process::ChildStdout>,
+) -> std::collections::HashMap<String, u64> {
     let mut line = String::new();
     loop {
         line.clear();
         if out.read_line(&mut line).expect("read child stdout") == 0 {
             panic!("child ended without a RESULT line");
         }
-        if let Some(rest) = line.trim().strip_prefix("RESULT ") {
+        // libtest prints `test NAME ... ` before the test's own output, on the same line.
+        if let Some(at) = line.find("RESULT ") {
+            let rest = line[at + "RESULT ".len()..].trim();
             return rest
                 .split_whitespace()
                 .filter_map(|kv| kv.split_once('='))
@@ -178,12 +191,15 @@ fn reader_role() {
                 break;
             }
         }
-        match reader.raw().wait_for_update(v, Some(Duration::from_millis(100))) {
+        match reader
+            .raw()
+            .wait_for_update(v, Some(Duration::from_millis(100)))
+        {
             Ok(_) => {}
             // The follower was killed: the replica has no writer until it is restarted.
-            Err(Error::WriterGone { superseded: false, .. }) => {
-                std::thread::sleep(Duration::from_millis(5))
-            }
+            Err(Error::WriterGone {
+                superseded: false, ..
+            }) => std::thread::sleep(Duration::from_millis(5)),
             Err(e) => panic!("replica: {e}"),
         }
     }
@@ -217,8 +233,7 @@ fn four_processes_with_restarts() {
     let (mut writer, mut writer_out) = Proc::role("writer", "writer", &[("MSZ_SOURCE", &source)]);
     let mut publisher = Proc::mirror("publisher", &publish_args);
     let mut follower = Proc::mirror("follower", &follow_args);
-    let (mut reader, mut reader_out) =
-        Proc::role("reader", "reader", &[("MSZ_REPLICA", &replica)]);
+    let (mut reader, mut reader_out) = Proc::role("reader", "reader", &[("MSZ_REPLICA", &replica)]);
 
     // Mid-stream (the writer commits for about 4.5 s): kill and restart each mirror process.
     std::thread::sleep(Duration::from_millis(1200));
@@ -236,21 +251,36 @@ fn four_processes_with_restarts() {
     let st = Reader::<MirrorStatus>::open(status_path(&replica))
         .and_then(|s| s.load())
         .expect("status file");
-    eprintln!("status: received {} skipped {} source v{}", st.received, st.skipped_total, st.source_version);
+    eprintln!(
+        "status: received {} skipped {} source v{}",
+        st.received, st.skipped_total, st.source_version
+    );
     for p in [&mut publisher, &mut follower, &mut writer, &mut reader] {
         p.kill();
     }
     assert_eq!(r["torn"], 0, "torn reads");
     assert_eq!(r["backwards"], 0, "source versions went backwards");
-    assert_eq!(r["mismatched"], 0, "status file named another source version");
-    assert!(r["matched"] > 0, "the status file never named a version the reader saw");
-    assert_eq!(r["last"], COMMITS, "the newest value never reached the reader");
+    assert_eq!(
+        r["mismatched"], 0,
+        "status file named another source version"
+    );
+    assert!(
+        r["matched"] > 0,
+        "the status file never named a version the reader saw"
+    );
+    assert_eq!(
+        r["last"], COMMITS,
+        "the newest value never reached the reader"
+    );
     assert_eq!(
         r["yielded"] + r["skipped"],
         w["commits"],
         "yielded + skipped != commits"
     );
-    assert!(r["yielded"] > 1, "the reader saw a single value: nothing streamed");
+    assert!(
+        r["yielded"] > 1,
+        "the reader saw a single value: nothing streamed"
+    );
     assert_eq!(st.source_version, COMMITS);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -98,7 +98,9 @@ fn late_joiner_liveness_and_schema_change() {
 
     // Streaming after the join.
     w.publish(&First { a: 100, b: 7 });
-    eventually("a streamed value", || (old.load().ok()?.a == 100).then_some(()));
+    eventually("a streamed value", || {
+        (old.load().ok()?.a == 100).then_some(())
+    });
 
     // The writer goes: the status file says so.
     drop(w);
@@ -116,16 +118,26 @@ fn late_joiner_liveness_and_schema_change() {
         &CreateOptions::new().replace(true),
     )
     .unwrap();
-    eventually("the old replica superseded", || old.superseded().then_some(()));
+    eventually("the old replica superseded", || {
+        old.superseded().then_some(())
+    });
     let new = Reader::<Second>::open(&replica).expect("the replica has the new schema");
     eventually("the new value", || (new.load().ok()?.a == 5).then_some(()));
     w2.update(|s| s.a = 6);
-    eventually("a value of the new schema", || (new.load().ok()?.a == 6).then_some(()));
+    eventually("a value of the new schema", || {
+        (new.load().ok()?.a == 6).then_some(())
+    });
     let st = eventually("the status of the new replica", || {
         status(&replica).filter(|s| s.source_writer_alive && s.source_version == 1)
     });
     assert_eq!(st.source_schema_hash, Second::SCHEMA_HASH);
-    assert!(follower.stats().replicas.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+    assert!(
+        follower
+            .stats()
+            .replicas
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 2
+    );
 
     follower.stop().unwrap();
     publisher.stop().unwrap();

@@ -78,13 +78,12 @@ impl RawWriter {
         initial: &[u8],
         opts: &CreateOptions,
     ) -> Result<Self, Error> {
-        let ty = crate::manifest::Type::from_manifest(manifest).map_err(|e| {
-            Error::CorruptManifest {
+        let ty =
+            crate::manifest::Type::from_manifest(manifest).map_err(|e| Error::CorruptManifest {
                 path: path.to_owned(),
                 offset: e.offset,
                 reason: e.reason,
-            }
-        })?;
+            })?;
         if initial.len() != ty.size {
             return Err(Error::UnsupportedType {
                 path: path.to_owned(),
