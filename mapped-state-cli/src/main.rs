@@ -105,6 +105,11 @@ enum Command {
         #[command(flatten)]
         open: OpenArgs,
     },
+    /// Mirror a state file to other machines over zenoh: `publish` a local file, `follow` it
+    /// into a local replica (feature `mirror`, on by default).
+    #[cfg(feature = "mirror")]
+    #[command(subcommand)]
+    Mirror(mapped_state_zenoh::cli::MirrorCommand),
 }
 
 /// Options for opening a state file.
@@ -184,6 +189,11 @@ fn run(cli: Cli) -> Result<(), Exit> {
             file_b,
             open,
         } => check::diff(&file_a, &file_b, &open.options()),
+        #[cfg(feature = "mirror")]
+        Command::Mirror(cmd) => mapped_state_zenoh::cli::execute(cmd).map_err(|e| {
+            eprintln!("mapped-state: mirror: {e}");
+            Exit::silent(mapped_state_cli::exit::IO)
+        }),
     }
 }
 

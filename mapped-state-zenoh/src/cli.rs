@@ -106,10 +106,23 @@ fn say(line: impl std::fmt::Display) {
     eprintln!("mapped-state mirror: {line}");
 }
 
-/// Runs a `mirror` command until the process is stopped (or a failure it cannot get past).
+/// Runs a `mirror` command until the process is stopped (or a failure it cannot get past);
+/// prints the failure and exits 1 then.
 pub fn run(cmd: MirrorCommand) -> ExitCode {
+    match execute(cmd) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            say(e);
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Runs a `mirror` command until the process is stopped, printing its events on stderr;
+/// returns the failure it cannot get past.
+pub fn execute(cmd: MirrorCommand) -> Result<(), crate::MirrorError> {
     let events: crate::EventSink = Arc::new(|e: &Event| say(e));
-    let result = match cmd {
+    match cmd {
         MirrorCommand::Publish { file, key, net } => {
             let network = net.network(&[crate::DEFAULT_LISTEN], &[]);
             say(format_args!(
@@ -154,12 +167,53 @@ pub fn run(cmd: MirrorCommand) -> ExitCode {
                 f.stop()
             })
         }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            say(e);
-            ExitCode::from(1)
-        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: MirrorCommand,
+    }
+
+    #[test]
+    fn definition_is_consistent_and_defaults_are_loopback() {
+        Cli::command().debug_assert();
+        let Cli {
+            command: MirrorCommand::Publish { net, .. },
+        } = Cli::try_parse_from(["m", "publish", "f.state", "--key", "a/b"]).unwrap()
+        else {
+            panic!("not publish")
+        };
+        let n = net.network(&[crate::DEFAULT_LISTEN], &[]);
+        assert_eq!(n.listen, [crate::DEFAULT_LISTEN]);
+        assert!(n.connect.is_empty() && !n.multicast_scouting && !n.gossip);
+        let Cli {
+            command: MirrorCommand::Follow { net, mode, .. },
+        } = Cli::try_parse_from([
+            "m",
+            "follow",
+            "a/b",
+            "--to",
+            "r.state",
+            "--mode",
+            "640",
+            "--connect",
+            "tcp/127.0.0.1:9",
+        ])
+        .unwrap()
+        else {
+            panic!("not follow")
+        };
+        assert_eq!(mode, Some(0o640));
+        let n = net.network(&[], &[crate::DEFAULT_CONNECT]);
+        assert_eq!(n.connect, ["tcp/127.0.0.1:9"]);
+        assert!(n.listen.is_empty());
+        assert!(Cli::try_parse_from(["m", "follow", "a/b", "--to", "r", "--mode", "9"]).is_err());
     }
 }

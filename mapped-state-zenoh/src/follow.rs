@@ -341,6 +341,12 @@ impl Run {
                     continue;
                 }
             };
+            if meta.big_endian != cfg!(target_endian = "big") {
+                self.event(Event::Refused(
+                    "snapshot from a machine of the other byte order".into(),
+                ));
+                continue;
+            }
             if mapped_state::schema::fnv1a64(manifest) != meta.schema_hash {
                 self.event(Event::Refused(format!(
                     "snapshot's manifest does not hash to its schema hash {:#018x}",
@@ -440,6 +446,12 @@ impl Run {
         let Some(r) = self.replica.as_mut() else {
             return Ok(());
         };
+        if meta.big_endian != cfg!(target_endian = "big") {
+            event(Event::Refused(
+                "value from a machine of the other byte order (payloads are native-endian)".into(),
+            ));
+            return Ok(());
+        }
         if value.len() != r.writer.header().payload_size as usize {
             event(Event::Refused(format!(
                 "value of {} bytes for a payload of {}",

@@ -88,3 +88,54 @@ impl Network {
         Ok(c)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_file_passes_through_but_endpoints_and_scouting_are_ours() {
+        let dir = std::env::temp_dir().join(format!("msz-net-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("zenoh.json5");
+        std::fs::write(
+            &file,
+            r#"{
+                // A deployment's settings: kept.
+                transport: { unicast: { max_sessions: 7 } },
+                // Settings the mirror owns: replaced.
+                listen: { endpoints: ["tcp/0.0.0.0:7447"] },
+                scouting: { multicast: { enabled: true }, gossip: { enabled: true } },
+            }"#,
+        )
+        .unwrap();
+        let net = Network {
+            config_file: Some(file.clone()),
+            ..Network::listen("tcp/127.0.0.1:17447")
+        };
+        let c = net.zenoh_config().unwrap();
+        assert_eq!(c.get_json("transport/unicast/max_sessions").unwrap(), "7");
+        assert_eq!(
+            c.get_json("listen/endpoints").unwrap(),
+            r#"["tcp/127.0.0.1:17447"]"#
+        );
+        assert_eq!(c.get_json("connect/endpoints").unwrap(), "[]");
+        assert_eq!(c.get_json("scouting/multicast/enabled").unwrap(), "false");
+        assert_eq!(c.get_json("scouting/gossip/enabled").unwrap(), "false");
+
+        // A file zenoh refuses is an error naming it.
+        std::fs::write(
+            &file,
+            "{ transport: { unicast: { max_sessions: \"many\" } } }",
+        )
+        .unwrap();
+        let e = net.zenoh_config().unwrap_err().to_string();
+        assert!(e.contains("zenoh.json5"), "{e}");
+        // So is an endpoint it cannot parse.
+        let e = Network::listen("not an endpoint")
+            .zenoh_config()
+            .unwrap_err();
+        assert!(e.to_string().contains("listen/endpoints"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -305,6 +305,7 @@ impl Run {
                     skipped,
                     source_nonce: nonce,
                     writer_alive: alive,
+                    big_endian: cfg!(target_endian = "big"),
                 };
                 self.put(&buf, meta, &manifest);
                 self.stats.skipped.fetch_add(skipped, Ordering::Relaxed);

@@ -21,6 +21,9 @@ pub struct Meta {
     pub source_nonce: u64,
     /// Whether the source file's writer was alive when the value was read.
     pub writer_alive: bool,
+    /// Whether the source machine is big-endian: payload bytes are native-endian, so a
+    /// follower of the other byte order refuses the value.
+    pub big_endian: bool,
 }
 
 /// Why bytes received from the network were refused.
@@ -47,9 +50,11 @@ const SNAPSHOT_MAGIC: [u8; 4] = *b"MSZS";
 /// Length of an encoded [`Meta`].
 pub const META_LEN: usize = 48;
 const FLAG_WRITER_ALIVE: u32 = 1;
+const FLAG_BIG_ENDIAN: u32 = 2;
 
 impl Meta {
-    /// The 48-byte encoding: `"MSZ1"`, flags `u32` (bit 0: writer alive), then version,
+    /// The 48-byte encoding: `"MSZ1"`, flags `u32` (bit 0: writer alive, bit 1: big-endian
+    /// source), then version,
     /// schema hash, commit time, skipped and source nonce as `u64`, all little-endian.
     pub fn encode(&self) -> [u8; META_LEN] {
         let mut b = [0u8; META_LEN];
@@ -58,7 +63,7 @@ impl Meta {
             FLAG_WRITER_ALIVE
         } else {
             0
-        };
+        } | if self.big_endian { FLAG_BIG_ENDIAN } else { 0 };
         b[4..8].copy_from_slice(&flags.to_le_bytes());
         for (i, v) in [
             self.version,
@@ -93,6 +98,7 @@ impl Meta {
             skipped: u(3),
             source_nonce: u(4),
             writer_alive: flags & FLAG_WRITER_ALIVE != 0,
+            big_endian: flags & FLAG_BIG_ENDIAN != 0,
         })
     }
 }
@@ -153,6 +159,7 @@ mod tests {
             skipped: 3,
             source_nonce: 42,
             writer_alive: true,
+            big_endian: false,
         };
         assert_eq!(Meta::decode(&m.encode()), Ok(m));
         assert_eq!(Meta::decode(&[0; 3]), Err(WireError::MetaLength(3)));
