@@ -143,3 +143,38 @@ fn late_joiner_liveness_and_schema_change() {
     publisher.stop().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The untyped create a replica is made with: a manifest's bytes and payload bytes, checked.
+#[test]
+fn create_from_manifest_checks_its_input() {
+    use mapped_state::{Error, RawWriter};
+    let dir = std::env::temp_dir().join(format!("msz-untyped-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("u.state");
+    let manifest = mapped_state::schema::manifest_bytes(First::TYPE);
+    let value = First { a: 3, b: 4 };
+    let mut bytes = vec![0u8; First::TYPE.size];
+    bytes[..8].copy_from_slice(&3u64.to_ne_bytes());
+    bytes[8..12].copy_from_slice(&4u32.to_ne_bytes());
+
+    let mut bad = manifest.clone();
+    bad[0] = b'X';
+    match RawWriter::create_from_manifest(&path, &bad, &bytes, &CreateOptions::new()) {
+        Err(Error::CorruptManifest { offset: 0, .. }) => {}
+        other => panic!("a corrupt manifest gave {other:?}"),
+    }
+    match RawWriter::create_from_manifest(&path, &manifest, &bytes[..4], &CreateOptions::new()) {
+        Err(Error::UnsupportedType { .. }) => {}
+        other => panic!("a short value gave {other:?}"),
+    }
+    assert!(!path.exists(), "a refused create left a file");
+
+    let mut w = RawWriter::create_from_manifest(&path, &manifest, &bytes, &CreateOptions::new())
+        .expect("create from the manifest");
+    let r = Reader::<First>::open(&path).expect("the typed reader opens it");
+    assert_eq!(r.load().unwrap(), value);
+    w.write_bytes(8, &9u32.to_ne_bytes());
+    assert_eq!(r.load().unwrap(), First { a: 3, b: 9 });
+    let _ = std::fs::remove_dir_all(&dir);
+}
