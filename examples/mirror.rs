@@ -4,7 +4,7 @@
 //! `Follower` → replica file → reader (`Reader<Telemetry>`, as on another machine).
 //!
 //! ```sh
-//! cargo run --release -p mapped-state-zenoh --example mirror [SECONDS]
+//! cargo run --release --example mirror [SECONDS]
 //! ```
 //!
 //! Ends with a summary: versions published, seen by the reader, skipped, torn (always 0), and
