@@ -154,6 +154,11 @@ enum Command {
     /// Write code that reads a state file's schema from another language: `codegen c FILE`.
     #[command(subcommand)]
     Codegen(mapped_state_cli::codegen_c::Codegen),
+    /// Mirror a state file to other machines over zenoh: `publish` a local file, `follow` it
+    /// into a local replica (feature `mirror`, on by default).
+    #[cfg(feature = "mirror")]
+    #[command(subcommand)]
+    Mirror(mapped_state_zenoh::cli::MirrorCommand),
 }
 
 /// Options for opening a state file.
@@ -255,6 +260,11 @@ fn run(cli: Cli) -> Result<(), Exit> {
             open,
         } => check::diff(&file_a, &file_b, &open.options()),
         Command::Codegen(codegen) => codegen.run(),
+        #[cfg(feature = "mirror")]
+        Command::Mirror(cmd) => mapped_state_zenoh::cli::execute(cmd).map_err(|e| {
+            eprintln!("mapped-state: mirror: {e}");
+            Exit::silent(mapped_state_cli::exit::IO)
+        }),
     }
 }
 
