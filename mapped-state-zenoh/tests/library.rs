@@ -167,7 +167,10 @@ fn create_from_manifest_checks_its_input() {
     match RawWriter::create_from_manifest(&path, &manifest, &bytes[..4], &CreateOptions::new()) {
         // The value is judged against the manifest's type, naming what it should be.
         Err(Error::InvalidValue { source, .. }) => {
-            assert!(source.to_string().contains("a value of 16 bytes"), "{source}")
+            assert!(
+                source.to_string().contains("a value of 16 bytes"),
+                "{source}"
+            )
         }
         other => panic!("a short value gave {other:?}"),
     }
