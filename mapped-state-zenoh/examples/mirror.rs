@@ -64,10 +64,12 @@ fn consistent(t: &Telemetry) -> bool {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let seconds: f64 = std::env::args()
-        .nth(1)
-        .map(|s| s.parse().expect("SECONDS"))
-        .unwrap_or(5.0);
+    let seconds: f64 = match std::env::args().nth(1) {
+        None => 5.0,
+        Some(s) => s.parse().map_err(|e| {
+            format!("usage: mirror [SECONDS]; `{s}` is not a number of seconds: {e}")
+        })?,
+    };
     let dir = std::env::temp_dir().join(format!("mirror-example-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let (source, replica) = (dir.join("engine.state"), dir.join("engine-replica.state"));
