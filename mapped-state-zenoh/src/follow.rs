@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use mapped_state::{CreateOptions, Error, OpenOptions, RawWriter, Writer};
@@ -76,9 +75,8 @@ pub struct FollowStats {
 /// session. Stops on [`stop`](Self::stop) or drop; the replica stays, with no writer.
 #[derive(Debug)]
 pub struct Follower {
-    stop: Arc<AtomicBool>,
+    task: crate::task::Task,
     stats: Arc<FollowStats>,
-    thread: Option<JoinHandle<Result<(), MirrorError>>>,
 }
 
 impl Follower {
@@ -139,9 +137,8 @@ impl Follower {
                 })?
         };
         Ok(Follower {
-            stop,
+            task: crate::task::Task::new(stop, thread, "the follower thread"),
             stats,
-            thread: Some(thread),
         })
     }
 
@@ -153,31 +150,12 @@ impl Follower {
     /// Whether the following thread has ended (on `stop`, or an error it cannot get past,
     /// such as a replica path held by another writer).
     pub fn is_finished(&self) -> bool {
-        self.thread.as_ref().is_none_or(|t| t.is_finished())
+        self.task.is_finished()
     }
 
     /// Stops following, closes the session and returns how the thread ended.
     pub fn stop(mut self) -> Result<(), MirrorError> {
-        self.finish()
-    }
-
-    fn finish(&mut self) -> Result<(), MirrorError> {
-        self.stop.store(true, Ordering::Relaxed);
-        match self.thread.take() {
-            Some(t) => t.join().unwrap_or_else(|_| {
-                Err(MirrorError::Config {
-                    what: "the follower thread".into(),
-                    why: "panicked".into(),
-                })
-            }),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for Follower {
-    fn drop(&mut self) {
-        let _ = self.finish();
+        self.task.finish()
     }
 }
 

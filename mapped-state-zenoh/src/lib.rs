@@ -28,6 +28,7 @@ mod follow;
 mod net;
 mod publish;
 pub mod status;
+mod task;
 pub mod wire;
 
 pub use follow::{FollowOptions, FollowStats, Follower};

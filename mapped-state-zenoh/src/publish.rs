@@ -4,7 +4,6 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use mapped_state::{Error, RawReader};
@@ -76,9 +75,8 @@ struct Latest {
 /// closes the session, withdrawing its liveliness tokens) on [`stop`](Self::stop) or drop.
 #[derive(Debug)]
 pub struct Publisher {
-    stop: Arc<AtomicBool>,
+    task: crate::task::Task,
     stats: Arc<PublishStats>,
-    thread: Option<JoinHandle<Result<(), MirrorError>>>,
 }
 
 impl Publisher {
@@ -165,9 +163,8 @@ impl Publisher {
                 })?
         };
         Ok(Publisher {
-            stop,
+            task: crate::task::Task::new(stop, thread, "the publisher thread"),
             stats,
-            thread: Some(thread),
         })
     }
 
@@ -178,31 +175,12 @@ impl Publisher {
 
     /// Whether the publishing thread has ended (it ends only on `stop` or a zenoh failure).
     pub fn is_finished(&self) -> bool {
-        self.thread.as_ref().is_none_or(|t| t.is_finished())
+        self.task.is_finished()
     }
 
     /// Stops publishing, withdraws the liveliness tokens and closes the session.
     pub fn stop(mut self) -> Result<(), MirrorError> {
-        self.finish()
-    }
-
-    fn finish(&mut self) -> Result<(), MirrorError> {
-        self.stop.store(true, Ordering::Relaxed);
-        match self.thread.take() {
-            Some(t) => t.join().unwrap_or_else(|_| {
-                Err(MirrorError::Config {
-                    what: "the publisher thread".into(),
-                    why: "panicked".into(),
-                })
-            }),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for Publisher {
-    fn drop(&mut self) {
-        let _ = self.finish();
+        self.task.finish()
     }
 }
 
